@@ -1,0 +1,1 @@
+"""The ``brighthouse`` command line: the entry layer above ``components`` and ``serving``."""

@@ -1,0 +1,88 @@
+"""``brighthouse``: validate data, enhance photos, serve and promote models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from components.config import load_params
+
+app = typer.Typer(help="brighthouse: learn a retoucher's edit and serve it.", no_args_is_help=True)
+data_app = typer.Typer(help="Paired datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read settings from")
+
+
+@data_app.command("validate")
+def data_validate(folder: Path, params: Path = PARAMS) -> None:
+    """Check every pair in FOLDER (decodes, partner present, same size, minimum size)."""
+    from components.validate import format_failures, validate_folder
+
+    report = validate_folder(folder, load_params(params).validate_)
+    if report["failed"]:
+        typer.echo(format_failures(report), err=True)
+        typer.echo(f"{report['failed']} of {report['pairs']} pairs failed", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"all {report['pairs']} pairs passed")
+
+
+@data_app.command("make-sample")
+def data_make_sample(out: Path) -> None:
+    """Rebuild the bundled sample pairs (already tracked in data.dvc) into OUT."""
+    from components.sample_data import build_sample
+
+    typer.echo(f"wrote {len(build_sample(out))} pairs to {out}")
+
+
+@app.command()
+def enhance(path: Path, out: Path = typer.Option(..., "--out", help="folder for results"),
+            params: Path = PARAMS) -> None:
+    """Enhance a photo or a folder of photos with the serving model (champion)."""
+    from serving.local import enhance_paths
+
+    done = enhance_paths(path, out, load_params(params).serve, echo=typer.echo)
+    typer.echo(f"{done} written to {out}")
+
+
+@app.command()
+def serve(params: Path = PARAMS, host: str | None = None, port: int | None = None) -> None:
+    """Start the HTTP service (FastAPI under uvicorn) on the champion model."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    cfg = load_params(params).serve
+    uvicorn.run(create_app(cfg), host=host or cfg.host, port=port or cfg.port)
+
+
+@app.command()
+def promote(version: str, params: Path = PARAMS) -> None:
+    """Make VERSION the champion (refused if it did not pass the gate)."""
+    from components.registry import promote as do_promote
+
+    name = load_params(params).serve.model_name
+    try:
+        previous = do_promote(name, version)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{name}: champion is now version {version} (was {previous or 'unset'})")
+
+
+@app.command()
+def models(params: Path = PARAMS) -> None:
+    """List registered versions with their aliases and validation metrics."""
+    from mlflow.exceptions import MlflowException
+
+    from components.registry import list_versions
+
+    name = load_params(params).serve.model_name
+    try:
+        rows = list_versions(name)
+    except MlflowException as exc:
+        typer.echo(f"no registered model '{name}' yet: run `dvc repro` first", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{'version':>7}  {'aliases':<22} {'gate':<7} {'PSNR':>8} {'SSIM':>7}  data")
+    for r in rows:
+        typer.echo(f"{r['version']:>7}  {','.join(r['aliases']) or '-':<22} {r['gate']:<7} "
+                   f"{r['val_psnr']:>8} {r['val_ssim']:>7}  {r['data_version'][:12]}")

@@ -1,0 +1,105 @@
+"""Typed, frozen configuration: one class per params.yaml section.
+
+Every class rejects unknown keys, so a typo in params.yaml fails loudly instead of being
+silently ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValidateConfig(_Section):
+    min_side: int = Field(64, gt=0)
+
+
+class LmdbConfig(_Section):
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    png_compression: int = Field(1, ge=0, le=9)
+
+
+class ArchConfig(_Section):
+    width: int = 16
+    enc_blk_nums: tuple[int, ...] = (1, 1, 1, 1)
+    middle_blk_num: int = 1
+    dec_blk_nums: tuple[int, ...] = (1, 1, 1, 1)
+
+
+class TrainConfig(_Section):
+    arch: ArchConfig = ArchConfig()
+    seed: int = 0
+    iterations: int = Field(200, gt=0)
+    batch_size: int = Field(4, gt=0)
+    patch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = 0.0
+    eta_min: float = 1e-6
+    num_workers: int = Field(0, ge=0)
+    log_every: int = Field(20, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    experiment: str = "brighthouse"
+
+
+class TilingConfig(_Section):
+    tile: int = Field(256, gt=0)
+    overlap: int = Field(32, ge=0)
+    batch: int = Field(4, gt=0)
+
+
+class GateConfig(_Section):
+    min_psnr: float = 0.0
+    min_ssim: float = 0.0
+    min_psnr_gain_over_identity: float = 0.0
+
+
+class EvaluateConfig(_Section):
+    tiling: TilingConfig = TilingConfig()
+    gate: GateConfig = GateConfig()
+
+
+class ExportConfig(_Section):
+    opset: int = 18
+    check_size: int = Field(96, gt=0)
+    atol: float = Field(1e-3, gt=0)
+
+
+class RegisterConfig(_Section):
+    model_name: str = "brighthouse"
+    alias: str = "challenger"
+    first_is_champion: bool = True
+
+
+class ServeConfig(_Section):
+    model_name: str = "brighthouse"
+    alias: str = "champion"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    poll_seconds: float = Field(30, gt=0)
+    max_upload_mb: float = Field(50, gt=0)
+    max_megapixels: float = Field(40, gt=0)
+
+
+class Params(_Section):
+    validate_: ValidateConfig = Field(alias="validate")
+    lmdb: LmdbConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    export: ExportConfig
+    register_: RegisterConfig = Field(alias="register")
+    serve: ServeConfig
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read params.yaml into the typed tree; raises ValueError naming the bad key."""
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    return Params.model_validate(raw)

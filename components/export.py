@@ -1,0 +1,96 @@
+"""Stage ``export``: ONNX with dynamic batch, height and width, checked against PyTorch.
+
+The check runs onnxruntime (graph optimisations on, as serving runs it) on a random batch
+and on a crop of a real validation image, at a size that is not a multiple of the network's
+stride, and fails the stage if any output differs from PyTorch by more than ``export.atol``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config import ExportConfig, Params
+from components.model_io import load_model
+from components.stage import StageFailed, run_stage, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportPaths:
+    train: Path
+    lmdb: Path
+    out: Path
+
+
+def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(2, 3, 64, 96)
+    batch, height, width = (torch.export.Dim(n, min=1, max=16384) for n in ("batch", "height", "width"))
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        model, (example,), str(tmp), input_names=["input"], output_names=["output"],
+        opset_version=opset, dynamo=True, external_data=False,
+        dynamic_shapes={"inp": {0: batch, 2: height, 3: width}},
+    )
+    tmp.replace(path)
+
+
+def ort_session(path: Path, providers: list[str] | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+
+
+def check_inputs(lmdb_dir: Path, size: int) -> dict[str, np.ndarray]:
+    """A random batch and a real val crop, both with odd sizes to exercise padding."""
+    from components.evaluate import read_lmdb
+
+    rng = np.random.default_rng(0)
+    inputs = {"random": rng.random((2, 3, size + 3, size - 5), dtype=np.float32)}
+    real = next(iter(read_lmdb(lmdb_dir / "val" / "lq.lmdb").values()))
+    crop = real[: size + 1, : size + 7].transpose(2, 0, 1)[None]
+    inputs["real"] = np.ascontiguousarray(crop, dtype=np.float32)
+    return inputs
+
+
+def compare(model: torch.nn.Module, onnx_path: Path, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+    session = ort_session(onnx_path)
+    diffs = {}
+    for name, x in inputs.items():
+        with torch.inference_mode():
+            expected = model(torch.from_numpy(x)).numpy()
+        got = session.run(None, {"input": x})[0]
+        if got.shape != expected.shape:
+            raise StageFailed(f"onnxruntime returned {got.shape} for {name} input, PyTorch {expected.shape}")
+        diffs[name] = float(np.abs(got - expected).max())
+    return diffs
+
+
+def run_export(params: Params, paths: ExportPaths) -> dict:
+    cfg: ExportConfig = params.export
+    model = load_model(paths.train / "model.pth")
+    onnx_path = paths.out / "model.onnx"
+    export_onnx(model, onnx_path, cfg.opset)
+    diffs = compare(model, onnx_path, check_inputs(paths.lmdb, cfg.check_size))
+    result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset}
+    write_json(paths.out / "export.json", result)
+    worst = max(diffs.values())
+    if worst > cfg.atol:
+        raise StageFailed(f"onnxruntime differs from PyTorch by {worst:.2e} > atol {cfg.atol:.1e}: {diffs}")
+    log.info("ONNX matches PyTorch: %s", diffs)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(ExportPaths, run_export, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

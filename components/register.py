@@ -1,0 +1,106 @@
+"""Stage ``register``: the gated ONNX model becomes a version in the MLflow registry.
+
+The version carries lineage tags (data version from data.dvc, git commit, dvc.lock hash,
+metrics, gate result) and the alias ``challenger``. If the registry has no ``champion`` yet,
+the first model gets that alias too, so a fresh install can serve at once; after that,
+people promote by moving ``champion`` (MLflow UI or ``brighthouse promote``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from components.config import Params
+from components.stage import StageFailed, run_stage, write_json
+from components.tracking import use_tracking
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class RegisterPaths:
+    train: Path
+    evaluate: Path
+    export: Path
+    out: Path
+
+
+def data_version(dvc_file: Path = Path("data.dvc")) -> str:
+    if not dvc_file.exists():
+        return "unknown"
+    out = yaml.safe_load(dvc_file.read_text())["outs"][0]
+    return out.get("md5") or out.get("hash", "unknown")
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "none"
+
+
+def lineage_tags(metrics: dict, run_id: str) -> dict[str, str]:
+    tags = {"data_version": data_version(), "git_commit": git_commit(),
+            "dvc_lock_sha256": file_sha256(Path("dvc.lock")), "params_sha256": file_sha256(Path("params.yaml")),
+            "run_id": run_id, "gate": "passed" if metrics["gate_passed"] else "failed"}
+    tags.update({f"val_{k}": f"{metrics[k]:.4f}" for k in ("psnr", "ssim", "identity_psnr")})
+    return tags
+
+
+def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict):
+    import mlflow
+    import onnx
+
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.onnx.log_model(
+            onnx.load(str(onnx_path)), name="model", registered_model_name=name,
+            metadata=metadata, pip_requirements=["onnxruntime", "numpy"],
+        )
+    return info.registered_model_version
+
+
+def run_register(params: Params, paths: RegisterPaths) -> dict:
+    from mlflow import MlflowClient
+
+    cfg = params.register_
+    metrics = json.loads((paths.evaluate / "metrics.json").read_text())
+    if not metrics["gate_passed"]:
+        raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics["gate_reasons"]))
+    run_id = json.loads((paths.train / "run.json").read_text())["run_id"]
+    use_tracking()
+    client = MlflowClient()
+    metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]"}
+    version = str(log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata))
+    for key, value in lineage_tags(metrics, run_id).items():
+        client.set_model_version_tag(cfg.model_name, version, key, value)
+    aliases = [cfg.alias]
+    if cfg.first_is_champion and CHAMPION not in client.get_registered_model(cfg.model_name).aliases:
+        aliases.append(CHAMPION)
+    for alias in aliases:
+        client.set_registered_model_alias(cfg.model_name, alias, version)
+    result = {"model_name": cfg.model_name, "version": version, "aliases": aliases, "run_id": run_id}
+    write_json(paths.out / "registered.json", result)
+    log.info("registered %s version %s as %s", cfg.model_name, version, ", ".join(aliases))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(RegisterPaths, run_register, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

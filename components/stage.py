@@ -1,0 +1,61 @@
+"""The thin ``main()`` every stage shares: paths from the command line, knobs from params.yaml.
+
+dvc.yaml passes each stage its paths (``--data data --out artifacts/...``); everything else
+comes from the stage's params.yaml section, so DVC tracks it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from components.config import Params, load_params
+
+P = TypeVar("P")
+
+
+class StageFailed(RuntimeError):
+    """A stage ran correctly and its verdict is 'no' (bad data, failed gate)."""
+
+
+def parse_paths(paths_cls: type[P], argv: Sequence[str] | None) -> tuple[P, Path]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    for f in dataclasses.fields(paths_cls):  # type: ignore[arg-type]
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=Path, required=True)
+    ns = vars(parser.parse_args(argv))
+    params_path = ns.pop("params")
+    return paths_cls(**ns), params_path
+
+
+def run_stage(
+    paths_cls: type[P],
+    run: Callable[[Params, P], Any],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse, run, print the small result as JSON; a StageFailed becomes exit code 1."""
+    # Our progress at INFO; libraries (great-expectations, MLflow) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    for name in ("components", "__main__"):  # stages run as ``python -m components.<stage>``
+        logging.getLogger(name).setLevel(logging.INFO)
+    paths, params_path = parse_paths(paths_cls, argv)
+    try:
+        result = run(load_params(params_path), paths)
+    except StageFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

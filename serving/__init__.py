@@ -1,0 +1,1 @@
+"""HTTP serving of the champion model (FastAPI + onnxruntime); no training code here."""
