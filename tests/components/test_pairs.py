@@ -1,0 +1,25 @@
+from components.pairs import find_pairs
+from tests.conftest import write_pair
+
+
+def test_src_tar_layout_with_a_missing_partner(tmp_path):
+    write_pair(tmp_path, "a")
+    write_pair(tmp_path, "b")
+    (tmp_path / "b_tar.png").unlink()
+    (tmp_path / "readme.txt").write_text("ignored")
+    pairs = {p.pair_id: p for p in find_pairs(tmp_path)}
+    assert set(pairs) == {"a", "b"}
+    assert pairs["a"].input.name == "a_src.png" and pairs["a"].target.name == "a_tar.png"
+    assert pairs["b"].target is None
+
+
+def test_input_target_and_lq_gt_folders(tmp_path):
+    for inp, tar in (("input", "target"), ("lq", "gt")):
+        root = tmp_path / inp
+        write_pair(root / "x", "img")
+        (root / inp).mkdir()
+        (root / tar).mkdir()
+        (root / "x" / "img_src.png").rename(root / inp / "0001.png")
+        (root / "x" / "img_tar.png").rename(root / tar / "0001.png")
+        [pair] = find_pairs(root)
+        assert pair.pair_id == "0001" and pair.input.parent.name == inp and pair.target.parent.name == tar

@@ -1,0 +1,133 @@
+"""Shared fixtures: a throwaway copy of the project, small pair folders, a private MLflow store."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SHARED = REPO.parent / "shared"
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses: this venv first on PATH, no inherited MLflow/Airflow state."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "AIRFLOW", "BRIGHTHOUSE_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def make_project_copy(dest: Path) -> Path:
+    """Tracked and untracked-not-ignored files, as a fresh clone would have, plus the data."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "copy"], cwd=dest, check=True)
+    subprocess.run(["dvc", "pull", "-q", "data.dvc"], cwd=dest, env=tool_env(), check=True)
+    return dest
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    return make_project_copy(tmp_path / "project")
+
+
+def write_pair(folder: Path, pair_id: str, size=(96, 80), seed=0) -> tuple[Path, Path]:
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    src = (target * 0.6).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / f"{pair_id}_src.png", folder / f"{pair_id}_tar.png"
+    Image.fromarray(src).save(paths[0])
+    Image.fromarray(target).save(paths[1])
+    return paths
+
+
+@pytest.fixture
+def pair_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "pairs"
+    for i in range(12):  # ids p08 and p11 hash into val
+        write_pair(folder, f"p{i:02d}", size=(96 + 8 * i, 80), seed=i)
+    return folder
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private sqlite MLflow store (and artifact folder) for one test."""
+    monkeypatch.setenv("BRIGHTHOUSE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from components.tracking import use_tracking
+
+    return use_tracking()
+
+
+@pytest.fixture
+def params():
+    from components.config import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+def shared_or_skip(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is provided beside the checkout in this workplace)")
+    return path
+
+
+def make_affine_onnx(path: Path, scale: float, offset: float) -> Path:
+    """A tiny ONNX 'enhancer' computing x*scale+offset on dynamic NCHW input: its output is
+    known exactly, so serving tests can check pixels, not just status codes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = ["batch", 3, "height", "width"]
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["input", "s"], ["m"]), helper.make_node("Add", ["m", "o"], ["output"])],
+        "affine",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [scale]), helper.make_tensor("o", TensorProto.FLOAT, [], [offset])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: bool = True) -> dict[str, Path]:
+    """What train/evaluate/export leave behind, for testing register on its own."""
+    import json
+
+    import mlflow
+
+    from components.tracking import get_or_create_experiment
+
+    with mlflow.start_run(experiment_id=get_or_create_experiment("brighthouse")) as run:
+        pass
+    dirs = {k: root / k for k in ("train", "evaluate", "export", "register")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    (dirs["train"] / "run.json").write_text(json.dumps({"run_id": run.info.run_id}))
+    metrics = {"psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "gate_passed": gate_passed,
+               "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
+               "tiling": {"tile": 64, "overlap": 8, "batch": 2}}
+    (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
+    make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
+    return dirs
