@@ -1,0 +1,64 @@
+"""The README's pipeline, for real: ``dvc repro`` on the sample data in a fresh project copy."""
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import tool_env
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(project, *args):
+    return subprocess.run(["dvc", *args], cwd=project, env=tool_env(), capture_output=True, text=True)
+
+
+def registry(project):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{project / '.brighthouse' / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def set_param(project, section, key, value):
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    node = raw[section]
+    for k in key[:-1]:
+        node = node[k]
+    node[key[-1]] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project_copy):
+    r = dvc(project_copy, "repro")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+    metrics = json.loads((project_copy / "artifacts/evaluate/metrics.json").read_text())
+    assert metrics["gate_passed"] and metrics["psnr"] > metrics["identity_psnr"] + 2
+    client = registry(project_copy)
+    aliases = {k: str(v) for k, v in client.get_registered_model("brighthouse").aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "1"}
+    mv = client.get_model_version("brighthouse", "1")
+    data_md5 = yaml.safe_load((project_copy / "data.dvc").read_text())["outs"][0]["md5"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_copy, capture_output=True, text=True).stdout.strip()
+    assert mv.tags["data_version"] == data_md5 and mv.tags["git_commit"].startswith(head)
+    assert float(mv.tags["val_psnr"]) == pytest.approx(metrics["psnr"], abs=1e-3)
+
+    again = dvc(project_copy, "repro")
+    assert again.returncode == 0 and "Data and pipelines are up to date" in again.stdout
+    shown = dvc(project_copy, "metrics", "show", "--json")
+    assert '"psnr"' in shown.stdout
+
+    # An impossible floor: evaluate fails, register never runs, the registry is unchanged.
+    set_param(project_copy, "evaluate", ("gate", "min_psnr"), 99.0)
+    failed = dvc(project_copy, "repro")
+    assert failed.returncode != 0 and "failed the gate" in failed.stderr
+    assert [v.version for v in client.search_model_versions("name='brighthouse'")] == ["1"]
+
+    # A delivery with a broken pair: validate names it and nothing downstream runs.
+    set_param(project_copy, "evaluate", ("gate", "min_psnr"), 0.0)
+    dvc(project_copy, "unprotect", "data")
+    (project_copy / "data" / "coffee_0_tar.jpg").unlink()
+    broken = dvc(project_copy, "repro")
+    assert broken.returncode != 0 and "coffee_0: partner file missing" in broken.stderr

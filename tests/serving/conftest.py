@@ -1,0 +1,75 @@
+"""A real uvicorn server on a loopback port, over a private MLflow store holding affine models."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from components.register import RegisterPaths, run_register
+from tests.conftest import REPO, fake_stage_outputs, tool_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def register_affine(params, root: Path, scale: float, offset: float) -> str:
+    dirs = fake_stage_outputs(root, scale, offset)
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
+    return run_register(params, paths)["version"]
+
+
+class Server:
+    def __init__(self, base_url: str, proc: subprocess.Popen, state: Path) -> None:
+        self.base_url, self.proc, self.state = base_url, proc, state
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=60)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready in {timeout} s")
+
+
+@pytest.fixture
+def server(tmp_path, params, mlflow_store):
+    """Version 1 (x*0.5+0.25) registered as champion, served with a 1 s alias poll."""
+    register_affine(params, tmp_path / "v1", 0.5, 0.25)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["serve"].update(poll_seconds=1, max_upload_mb=1, max_megapixels=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    port = free_port()
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        ["brighthouse", "serve", "--params", str(tmp_path / "params.yaml"), "--port", str(port)],
+        cwd=tmp_path, env=tool_env(BRIGHTHOUSE_HOME=str(state)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        yield Server(url, proc, state)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+__all__ = ["MlflowClient", "register_affine", "server"]
