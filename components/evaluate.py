@@ -12,11 +12,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import lmdb
 import numpy as np
 
-from components.config import GateConfig, Params, TilingConfig
+from components.config import EvaluateConfig, GateConfig, TilingConfig
+from components.lmdb import read_lmdb
 from components.metrics import psnr, ssim
 from components.model_io import load_model, torch_runner
 from components.stage import StageFailed, run_stage, write_json
@@ -30,19 +29,6 @@ class EvaluatePaths:
     lmdb: Path
     train: Path
     out: Path
-
-
-def read_lmdb(path: Path) -> dict[str, np.ndarray]:
-    """All images of a BasicSR LMDB as RGB float32 in [0, 1], keyed as in meta_info.txt."""
-    keys = [line.split(".")[0] for line in (path / "meta_info.txt").read_text().splitlines()]
-    images = {}
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    with env.begin() as txn:
-        for key in keys:
-            buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
-            images[key] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
-    env.close()
-    return images
 
 
 def score_pairs(lq: dict, gt: dict, run_batch: BatchFn, tiling: TilingConfig) -> list[dict]:
@@ -68,7 +54,7 @@ def apply_gate(summary: dict, gate: GateConfig) -> list[str]:
     return reasons
 
 
-def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg) -> dict:
+def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig) -> dict:
     lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
     rows = score_pairs(lq, gt, run_batch, cfg.tiling)
     summary = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "identity_psnr", "identity_ssim")}
@@ -88,9 +74,9 @@ def _log_to_run(run_id: str, result: dict) -> None:
         mlflow.set_tag("gate", "passed" if result["gate_passed"] else "failed")
 
 
-def run_evaluate(params: Params, paths: EvaluatePaths) -> dict:
+def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     model = load_model(paths.train / "model.pth")
-    result = evaluate_model(torch_runner(model), paths.lmdb, params.evaluate)
+    result = evaluate_model(torch_runner(model), paths.lmdb, cfg)
     write_json(paths.out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})
     write_json(paths.out / "per_image.json", result["per_image"])
     run_id = json.loads((paths.train / "run.json").read_text())["run_id"]
@@ -101,7 +87,7 @@ def run_evaluate(params: Params, paths: EvaluatePaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(EvaluatePaths, run_evaluate, argv)
+    return run_stage("evaluate", EvaluatePaths, run_evaluate, argv)
 
 
 if __name__ == "__main__":

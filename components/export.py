@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.config import ExportConfig, Params
+from components.config import ExportConfig
+from components.lmdb import read_lmdb
 from components.model_io import load_model
 from components.stage import StageFailed, run_stage, write_json
 
@@ -50,8 +51,6 @@ def ort_session(path: Path, providers: list[str] | None = None):
 
 def check_inputs(lmdb_dir: Path, size: int) -> dict[str, np.ndarray]:
     """A random batch and a real val crop, both with odd sizes to exercise padding."""
-    from components.evaluate import read_lmdb
-
     rng = np.random.default_rng(0)
     inputs = {"random": rng.random((2, 3, size + 3, size - 5), dtype=np.float32)}
     real = next(iter(read_lmdb(lmdb_dir / "val" / "lq.lmdb").values()))
@@ -73,8 +72,7 @@ def compare(model: torch.nn.Module, onnx_path: Path, inputs: dict[str, np.ndarra
     return diffs
 
 
-def run_export(params: Params, paths: ExportPaths) -> dict:
-    cfg: ExportConfig = params.export
+def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
     model = load_model(paths.train / "model.pth")
     onnx_path = paths.out / "model.onnx"
     export_onnx(model, onnx_path, cfg.opset)
@@ -89,7 +87,7 @@ def run_export(params: Params, paths: ExportPaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(ExportPaths, run_export, argv)
+    return run_stage("export", ExportPaths, run_export, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import cv2
 import lmdb
 import numpy as np
 
-from components.config import Params
+from components.config import LmdbConfig
 from components.imageio import load_rgb
 from components.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
@@ -63,6 +63,19 @@ def write_lmdb(path: Path, items: list[tuple[str, np.ndarray]], level: int) -> N
     tmp.rename(path)
 
 
+def read_lmdb(path: Path) -> dict[str, np.ndarray]:
+    """All images of a BasicSR LMDB as RGB float32 in [0, 1], keyed as in meta_info.txt."""
+    keys = [line.split(".")[0] for line in (path / "meta_info.txt").read_text().splitlines()]
+    images = {}
+    env = lmdb.open(str(path), readonly=True, lock=False)
+    with env.begin() as txn:
+        for key in keys:
+            buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
+            images[key] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+    env.close()
+    return images
+
+
 def split_pairs(pairs: list[Pair], val_fraction: float) -> dict[str, list[Pair]]:
     splits: dict[str, list[Pair]] = {"train": [], "val": []}
     for pair in pairs:
@@ -73,8 +86,7 @@ def split_pairs(pairs: list[Pair], val_fraction: float) -> dict[str, list[Pair]]
     return splits
 
 
-def run_lmdb(params: Params, paths: LmdbPaths) -> dict:
-    cfg = params.lmdb
+def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
     splits = split_pairs(find_pairs(paths.data), cfg.val_fraction)
     summary = {}
     for split, pairs in splits.items():
@@ -87,7 +99,7 @@ def run_lmdb(params: Params, paths: LmdbPaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(LmdbPaths, run_lmdb, argv)
+    return run_stage("lmdb", LmdbPaths, run_lmdb, argv)
 
 
 if __name__ == "__main__":

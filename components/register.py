@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from components.config import Params
+from components.config import RegisterConfig
 from components.stage import StageFailed, run_stage, write_json
 from components.tracking import use_tracking
 
@@ -73,10 +73,9 @@ def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict):
     return info.registered_model_version
 
 
-def run_register(params: Params, paths: RegisterPaths) -> dict:
+def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     from mlflow import MlflowClient
 
-    cfg = params.register_
     metrics = json.loads((paths.evaluate / "metrics.json").read_text())
     if not metrics["gate_passed"]:
         raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics["gate_reasons"]))
@@ -99,7 +98,7 @@ def run_register(params: Params, paths: RegisterPaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(RegisterPaths, run_register, argv)
+    return run_stage("register", RegisterPaths, run_register, argv)
 
 
 if __name__ == "__main__":

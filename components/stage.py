@@ -33,19 +33,26 @@ def parse_paths(paths_cls: type[P], argv: Sequence[str] | None) -> tuple[P, Path
     return paths_cls(**ns), params_path
 
 
+def section(params: Params, name: str) -> Any:
+    """The params.yaml section a stage of this name may read (and DVC tracks)."""
+    return getattr(params, {"validate": "validate_", "register": "register_"}.get(name, name))
+
+
 def run_stage(
+    name: str,
     paths_cls: type[P],
-    run: Callable[[Params, P], Any],
+    run: Callable[[Any, P], Any],
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Parse, run, print the small result as JSON; a StageFailed becomes exit code 1."""
+    """Parse, run with the stage's own params section, print the small result as JSON;
+    a StageFailed becomes exit code 1."""
     # Our progress at INFO; libraries (great-expectations, MLflow) only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("components", "__main__"):  # stages run as ``python -m components.<stage>``
         logging.getLogger(name).setLevel(logging.INFO)
     paths, params_path = parse_paths(paths_cls, argv)
     try:
-        result = run(load_params(params_path), paths)
+        result = run(section(load_params(params_path), name), paths)
     except StageFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

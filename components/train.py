@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components import basicsr_adapter
-from components.config import Params
+from components.config import TrainConfig
 from components.model_io import save_checkpoint
 from components.stage import run_stage, write_json
 from components.tracking import get_or_create_experiment, use_tracking
@@ -34,10 +34,9 @@ def _flatten(prefix: str, value) -> dict:
     return {prefix: value}
 
 
-def run_train(params: Params, paths: TrainPaths) -> dict:
+def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict:
     import mlflow
 
-    cfg = params.train
     device = basicsr_adapter.resolve_device(cfg.device)
     opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device)
     basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")
@@ -64,7 +63,7 @@ def run_train(params: Params, paths: TrainPaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(TrainPaths, run_train, argv)
+    return run_stage("train", TrainPaths, run_train, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.config import Params, ValidateConfig
+from components.config import ValidateConfig
 from components.imageio import ImageError, load_rgb
 from components.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
@@ -111,8 +111,8 @@ def format_failures(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run_validate(params: Params, paths: ValidatePaths) -> dict:
-    report = validate_folder(paths.data, params.validate_)
+def run_validate(cfg: ValidateConfig, paths: ValidatePaths) -> dict:
+    report = validate_folder(paths.data, cfg)
     write_json(paths.report, report)
     if report["failed"]:
         raise StageFailed(f"{report['failed']} of {report['pairs']} pairs failed validation:\n"
@@ -121,7 +121,7 @@ def run_validate(params: Params, paths: ValidatePaths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(ValidatePaths, run_validate, argv)
+    return run_stage("validate", ValidatePaths, run_validate, argv)
 
 
 if __name__ == "__main__":

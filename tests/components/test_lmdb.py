@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.lmdb import LmdbPaths, run_lmdb, split_of
+from components.lmdb import LmdbPaths, read_lmdb, run_lmdb, split_of
 from components.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import write_pair
 
@@ -20,7 +20,7 @@ def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: P
     from basicsr.data.paired_image_dataset import PairedImageDataset
 
     out = tmp_path / "lmdb"
-    counts = run_lmdb(params, LmdbPaths(pair_folder, out))
+    counts = run_lmdb(params.lmdb, LmdbPaths(pair_folder, out))
     assert counts == {"train": 10, "val": 2}
     for split, phase in (("train", "train"), ("val", "val")):
         ds = PairedImageDataset({
@@ -40,12 +40,10 @@ def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: P
 
 
 def test_rgb_order_is_kept(tmp_path, params):
-    from components.evaluate import read_lmdb
-
     folder = tmp_path / "pairs"
     for i in range(12):
         write_pair(folder, f"q{i}", seed=i)
-    run_lmdb(params, LmdbPaths(folder, tmp_path / "lmdb"))
+    run_lmdb(params.lmdb, LmdbPaths(folder, tmp_path / "lmdb"))
     key, img = next(iter(read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb").items()))
     original = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(folder / f"{key}_tar.png"))
     np.testing.assert_allclose(img, original / 255.0, atol=1e-6)

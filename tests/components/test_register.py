@@ -9,7 +9,7 @@ from tests.conftest import fake_stage_outputs
 
 def _register(params, tmp_path, name, **kw):
     dirs = fake_stage_outputs(tmp_path / name, 0.5, 0.1, **kw)
-    return run_register(params, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    return run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
 
 
 def test_first_version_is_champion_later_ones_only_challenger(params, tmp_path, mlflow_store):

@@ -20,8 +20,8 @@ def test_trains_through_basicsr_and_logs_to_mlflow(pair_folder, params, tmp_path
     from mlflow import MlflowClient
 
     params = tiny(params)
-    run_lmdb(params, LmdbPaths(pair_folder, tmp_path / "lmdb"))
-    result = run_train(params, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+    run_lmdb(params.lmdb, LmdbPaths(pair_folder, tmp_path / "lmdb"))
+    result = run_train(params.train, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
     opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
     assert opts["network_g"]["type"] == "NAFNet" and opts["network_g"]["width"] == 8

@@ -27,7 +27,7 @@ def test_each_bad_pair_is_named_with_its_reason(pair_folder, params, tmp_path):
     before = _digest(pair_folder)
     report_path = tmp_path / "out" / "report.json"
     with pytest.raises(StageFailed) as err:
-        run_validate(params, ValidatePaths(pair_folder, report_path))
+        run_validate(params.validate_, ValidatePaths(pair_folder, report_path))
     reasons = {f["pair_id"]: f["reasons"] for f in validate_folder(pair_folder, params.validate_)["failures"]}
     assert reasons == {
         "p00": ["partner file missing"],

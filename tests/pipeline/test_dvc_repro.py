@@ -54,7 +54,7 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     set_param(project_copy, "evaluate", ("gate", "min_psnr"), 99.0)
     failed = dvc(project_copy, "repro")
     assert failed.returncode != 0 and "failed the gate" in failed.stderr
-    assert [v.version for v in client.search_model_versions("name='brighthouse'")] == ["1"]
+    assert [str(v.version) for v in client.search_model_versions("name='brighthouse'")] == ["1"]
 
     # A delivery with a broken pair: validate names it and nothing downstream runs.
     set_param(project_copy, "evaluate", ("gate", "min_psnr"), 0.0)

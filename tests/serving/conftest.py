@@ -24,7 +24,7 @@ def free_port() -> int:
 def register_affine(params, root: Path, scale: float, offset: float) -> str:
     dirs = fake_stage_outputs(root, scale, offset)
     paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
-    return run_register(params, paths)["version"]
+    return run_register(params.register_, paths)["version"]
 
 
 class Server:
