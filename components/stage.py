@@ -48,8 +48,8 @@ def run_stage(
     a StageFailed becomes exit code 1."""
     # Our progress at INFO; libraries (great-expectations, MLflow) only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    for name in ("components", "__main__"):  # stages run as ``python -m components.<stage>``
-        logging.getLogger(name).setLevel(logging.INFO)
+    for logger in ("components", "__main__"):  # stages run as ``python -m components.<stage>``
+        logging.getLogger(logger).setLevel(logging.INFO)
     paths, params_path = parse_paths(paths_cls, argv)
     try:
         result = run(section(load_params(params_path), name), paths)

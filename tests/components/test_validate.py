@@ -4,7 +4,8 @@ import pytest
 from PIL import Image
 
 from components.stage import StageFailed
-from components.validate import ValidatePaths, run_validate, validate_folder
+from components.validate import ValidatePaths, main, run_validate, validate_folder
+from tests.conftest import REPO
 
 
 def _digest(folder):
@@ -43,3 +44,10 @@ def test_each_bad_pair_is_named_with_its_reason(pair_folder, params, tmp_path):
 def test_empty_folder_is_an_error(tmp_path, params):
     with pytest.raises(StageFailed, match="no image pairs"):
         validate_folder(tmp_path, params.validate_)
+
+
+def test_stage_main_exit_codes(pair_folder, tmp_path, capsys):
+    args = ["--params", str(REPO / "params.yaml"), "--data", str(pair_folder), "--report", str(tmp_path / "r.json")]
+    assert main(args) == 0 and '"pairs": 12' in capsys.readouterr().out
+    (pair_folder / "p05_src.png").unlink()
+    assert main(args) == 1 and "p05: partner file missing" in capsys.readouterr().err
