@@ -26,6 +26,33 @@ def data_validate(folder: Path, params: Path = PARAMS) -> None:
     typer.echo(f"all {report['pairs']} pairs passed")
 
 
+@data_app.command("add")
+def data_add(
+    inbox: Path,
+    data: Path = typer.Option(Path("data"), help="the DVC-tracked dataset folder (relative to the repo)"),
+    replace: bool = typer.Option(False, help="overwrite pairs that exist with different content"),
+    version: bool = typer.Option(True, help="run dvc add (and dvc push) afterwards"),
+    params: Path = PARAMS,
+) -> None:
+    """Copy the good pairs of a delivery into the dataset and make a new data version."""
+    from components.ingest import IngestError, ingest, version_data
+    from components.tracking import state_dir
+    from components.validate import format_failures
+
+    try:
+        summary = ingest(inbox, data, load_params(params).validate_, state_dir(), replace=replace)
+    except IngestError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if summary["rejected"]:
+        typer.echo(f"rejected {len(summary['rejected'])} pairs (kept in the inbox):", err=True)
+        typer.echo(format_failures({"failures": summary["rejected"]}), err=True)
+    typer.echo(f"added {len(summary['added'])}, replaced {len(summary['replaced'])}, "
+               f"unchanged {len(summary['unchanged'])} pairs")
+    if version and (summary["added"] or summary["replaced"]):
+        typer.echo(f"new data version {version_data(data, Path.cwd())}: run `dvc repro` to train on it")
+
+
 @data_app.command("make-sample")
 def data_make_sample(out: Path) -> None:
     """Rebuild the bundled sample pairs (already tracked in data.dvc) into OUT."""

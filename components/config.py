@@ -23,6 +23,10 @@ class ValidateConfig(_Section):
 class LmdbConfig(_Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     png_compression: int = Field(1, ge=0, le=9)
+    crop_size: int = Field(480, gt=0)
+    step: int = Field(240, gt=0)
+    thresh_size: int = Field(0, ge=0)
+    workers: int = Field(0, ge=0)
 
 
 class ArchConfig(_Section):

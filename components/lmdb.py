@@ -4,17 +4,25 @@ Each LMDB folder holds ``data.mdb`` and ``meta_info.txt`` with lines ``<key>.png
 (what ``basicsr.utils.lmdb_util`` writes), values are PNG bytes in BGR channel order, and the
 input (``lq``) and target (``gt``) databases share their keys, so BasicSR's
 ``PairedImageDataset`` with ``io_backend: lmdb`` reads them unchanged.
+
+Training pairs are stored as overlapping sub-images (``lmdb.crop_size``/``step``, as BasicSR's
+sub-image extraction does): a training step then decodes a few hundred pixels square instead
+of a whole 7-megapixel photo. Validation pairs stay whole, since evaluation is at full size.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import lmdb
 import numpy as np
+from tqdm import tqdm
 
 from components.config import LmdbConfig
 from components.imageio import load_rgb
@@ -22,6 +30,7 @@ from components.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
 
 MAP_SIZE = 1 << 40  # virtual reservation only; LMDB files grow to what is written
+Record = tuple[str, bytes, bytes, tuple[int, int, int]]  # key, lq PNG, gt PNG, shape
 
 
 @dataclass(frozen=True)
@@ -42,25 +51,82 @@ def lmdb_key(pair_id: str) -> str:
     return key.encode("ascii", "replace").decode("ascii")
 
 
-def write_lmdb(path: Path, items: list[tuple[str, np.ndarray]], level: int) -> None:
-    """Write (key, RGB uint8 image) items; the folder is built beside and moved in whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    env = lmdb.open(str(tmp), map_size=MAP_SIZE)
-    meta = []
-    with env.begin(write=True) as txn:
-        for key, rgb in items:
-            ok, png = cv2.imencode(".png", rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, level])
-            if not ok:
-                raise RuntimeError(f"PNG encoding failed for {key}")
-            txn.put(key.encode("ascii"), png.tobytes())
-            h, w, c = rgb.shape
-            meta.append(f"{key}.png ({h},{w},{c}) {level}\n")
-    env.close()
-    (tmp / "meta_info.txt").write_text("".join(meta), encoding="ascii")
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+def crop_starts(length: int, crop: int, step: int, thresh: int) -> list[int]:
+    """BasicSR's rule: starts every ``step``; a last crop flush with the edge when the
+    uncovered remainder is over ``thresh`` pixels. Short sides give one crop of the whole."""
+    if length <= crop:
+        return [0]
+    starts = list(range(0, length - crop + 1, step))
+    if length - (starts[-1] + crop) > thresh:
+        starts.append(length - crop)
+    return starts
+
+
+def encode_png(rgb: np.ndarray, level: int) -> bytes:
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return png.tobytes()
+
+
+def pair_records(pair: Pair, cfg: LmdbConfig, subimages: bool) -> list[Record]:
+    """Encode one pair (whole, or as aligned sub-images); runs in a worker process."""
+    lq, gt = load_rgb(pair.input), load_rgb(pair.target)
+    if lq.shape != gt.shape:
+        raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
+    key = lmdb_key(pair.pair_id)
+    if not subimages:
+        return [(key, encode_png(lq, cfg.png_compression), encode_png(gt, cfg.png_compression), lq.shape)]
+    h, w, _ = lq.shape
+    records = []
+    for y in crop_starts(h, cfg.crop_size, cfg.step, cfg.thresh_size):
+        for x in crop_starts(w, cfg.crop_size, cfg.step, cfg.thresh_size):
+            box = (slice(y, y + cfg.crop_size), slice(x, x + cfg.crop_size))
+            a, b = lq[box], gt[box]
+            records.append((f"{key}_s{len(records) + 1:03d}", encode_png(a, cfg.png_compression),
+                            encode_png(b, cfg.png_compression), a.shape))
+    return records
+
+
+class PairedLmdbWriter:
+    """Writes ``lq.lmdb`` and ``gt.lmdb`` beside their final place, then moves them in whole,
+    so an interrupted run never leaves a half-written database where training looks."""
+
+    def __init__(self, out: Path, level: int) -> None:
+        self.out, self.level, self.meta = out, level, []
+        self.tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.envs = {}
+        for role in ("lq", "gt"):
+            (self.tmp / f"{role}.lmdb").mkdir(parents=True)
+            self.envs[role] = lmdb.open(str(self.tmp / f"{role}.lmdb"), map_size=MAP_SIZE)
+
+    def write(self, records: Iterable[Record]) -> None:
+        txns = {role: env.begin(write=True) for role, env in self.envs.items()}
+        for key, lq_png, gt_png, (h, w, c) in records:
+            txns["lq"].put(key.encode("ascii"), lq_png)
+            txns["gt"].put(key.encode("ascii"), gt_png)
+            self.meta.append(f"{key}.png ({h},{w},{c}) {self.level}\n")
+        for txn in txns.values():
+            txn.commit()
+
+    def close(self) -> None:
+        for role, env in self.envs.items():
+            env.close()
+            (self.tmp / f"{role}.lmdb" / "meta_info.txt").write_text("".join(self.meta), encoding="ascii")
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.tmp.rename(self.out)
+
+
+def write_split(pairs: list[Pair], out: Path, cfg: LmdbConfig, subimages: bool) -> int:
+    workers = cfg.workers or os.cpu_count() or 1
+    writer = PairedLmdbWriter(out, cfg.png_compression)
+    with ProcessPoolExecutor(workers) as pool:
+        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [subimages] * len(pairs))
+        for records in tqdm(jobs, total=len(pairs), desc=f"lmdb {out.name}", unit="pair"):
+            writer.write(records)
+    writer.close()
+    return len(writer.meta)
 
 
 def read_lmdb(path: Path) -> dict[str, np.ndarray]:
@@ -76,6 +142,15 @@ def read_lmdb(path: Path) -> dict[str, np.ndarray]:
     return images
 
 
+def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
+    """Key -> (h, w, c) from an LMDB's meta_info.txt, without opening the database."""
+    shapes = {}
+    for line in (path / "meta_info.txt").read_text().splitlines():
+        name, shape, _ = line.split(" ")
+        shapes[name.split(".")[0]] = tuple(int(v) for v in shape.strip("()").split(","))
+    return shapes
+
+
 def split_pairs(pairs: list[Pair], val_fraction: float) -> dict[str, list[Pair]]:
     splits: dict[str, list[Pair]] = {"train": [], "val": []}
     for pair in pairs:
@@ -88,14 +163,10 @@ def split_pairs(pairs: list[Pair], val_fraction: float) -> dict[str, list[Pair]]
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
     splits = split_pairs(find_pairs(paths.data), cfg.val_fraction)
-    summary = {}
-    for split, pairs in splits.items():
-        for role, attr in (("lq", "input"), ("gt", "target")):
-            items = [(lmdb_key(p.pair_id), load_rgb(getattr(p, attr))) for p in pairs]
-            write_lmdb(paths.out / split / f"{role}.lmdb", items, cfg.png_compression)
-        summary[split] = sorted(p.pair_id for p in pairs)
-    write_json(paths.out / "splits.json", summary)
-    return {split: len(ids) for split, ids in summary.items()}
+    counts = {"train": write_split(splits["train"], paths.out / "train", cfg, subimages=True),
+              "val": write_split(splits["val"], paths.out / "val", cfg, subimages=False)}
+    write_json(paths.out / "splits.json", {s: sorted(p.pair_id for p in ps) for s, ps in splits.items()})
+    return {"pairs": {s: len(ps) for s, ps in splits.items()}, "images": counts}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 from components import basicsr_adapter
 from components.config import TrainConfig
 from components.model_io import save_checkpoint
-from components.stage import run_stage, write_json
+from components.lmdb import lmdb_shapes
+from components.stage import StageFailed, run_stage, write_json
 from components.tracking import get_or_create_experiment, use_tracking
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,18 @@ def _flatten(prefix: str, value) -> dict:
     return {prefix: value}
 
 
+def check_patches_fit(lmdb_dir: Path, patch: int) -> None:
+    """BasicSR stops mid-run on an image smaller than the patch; fail before training."""
+    small = [k for k, (h, w, _) in lmdb_shapes(lmdb_dir / "train" / "gt.lmdb").items() if min(h, w) < patch]
+    if small:
+        raise StageFailed(f"{len(small)} training images are smaller than train.patch_size={patch} "
+                          f"(e.g. {', '.join(small[:3])}): raise lmdb.crop_size or lower the patch size")
+
+
 def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict:
     import mlflow
 
+    check_patches_fit(paths.lmdb, cfg.patch_size)
     device = basicsr_adapter.resolve_device(cfg.device)
     opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device)
     basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")

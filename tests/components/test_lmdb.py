@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from components.lmdb import LmdbPaths, read_lmdb, run_lmdb, split_of
+from components.lmdb import LmdbPaths, crop_starts, read_lmdb, run_lmdb, split_of
 from components.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import write_pair
 
@@ -20,8 +21,10 @@ def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: P
     from basicsr.data.paired_image_dataset import PairedImageDataset
 
     out = tmp_path / "lmdb"
-    counts = run_lmdb(params.lmdb, LmdbPaths(pair_folder, out))
-    assert counts == {"train": 10, "val": 2}
+    result = run_lmdb(params.lmdb, LmdbPaths(pair_folder, out))
+    # the fixture's images are smaller than a crop: one sub-image each
+    counts = result["images"]
+    assert result["pairs"] == {"train": 10, "val": 2} and counts == {"train": 10, "val": 2}
     for split, phase in (("train", "train"), ("val", "val")):
         ds = PairedImageDataset({
             "phase": phase, "scale": 1, "gt_size": 32, "use_hflip": False, "use_rot": False,
@@ -47,3 +50,66 @@ def test_rgb_order_is_kept(tmp_path, params):
     key, img = next(iter(read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb").items()))
     original = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(folder / f"{key}_tar.png"))
     np.testing.assert_allclose(img, original / 255.0, atol=1e-6)
+
+
+def test_crop_starts_follow_basicsr_rule():
+    assert crop_starts(1000, 480, 240, 0) == [0, 240, 480, 520]
+    assert crop_starts(960, 480, 240, 0) == [0, 240, 480]
+    assert crop_starts(1000, 480, 240, 100) == [0, 240, 480]  # 40 px remainder is under thresh
+    assert crop_starts(300, 480, 240, 0) == [0]
+
+
+def _big_pairs(folder, shapes):
+    from PIL import Image
+
+    for i, (h, w) in enumerate(shapes):
+        yy, xx = np.mgrid[0:h, 0:w]
+        target = np.stack([(yy * 7 + xx * 3) % 256, (yy * 5) % 256, (xx * 11) % 256], -1).astype(np.uint8)
+        Image.fromarray(target).save(folder / f"b{i}_tar.png")
+        Image.fromarray(target // 2).save(folder / f"b{i}_src.png")
+
+
+def test_train_pairs_become_aligned_subimages_val_stays_whole(tmp_path, params):
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    _big_pairs(folder, [(250, 330)] * 8)
+    cfg = params.lmdb.model_copy(update={"crop_size": 128, "step": 96, "val_fraction": 0.3})
+    result = run_lmdb(cfg, LmdbPaths(folder, tmp_path / "lmdb"))
+    per_image = len(crop_starts(250, 128, 96, 0)) * len(crop_starts(330, 128, 96, 0))
+    assert result["images"]["train"] == result["pairs"]["train"] * per_image
+    assert result["images"]["val"] == result["pairs"]["val"]
+    lq, gt = (read_lmdb(tmp_path / "lmdb" / "train" / f"{r}.lmdb") for r in ("lq", "gt"))
+    assert lq.keys() == gt.keys()
+    for key in list(gt)[:per_image]:
+        assert gt[key].shape == (128, 128, 3)
+        np.testing.assert_allclose(lq[key], np.floor(gt[key] * 255 / 2) / 255, atol=1e-6)  # same crop box
+    ds = PairedImageDataset({
+        "phase": "train", "scale": 1, "gt_size": 64, "use_hflip": True, "use_rot": True,
+        "dataroot_lq": str(tmp_path / "lmdb/train/lq.lmdb"), "dataroot_gt": str(tmp_path / "lmdb/train/gt.lmdb"),
+        "io_backend": {"type": "lmdb"}, "filename_tmpl": "{}"})
+    assert len(ds) == result["images"]["train"] and ds[3]["gt"].shape == (3, 64, 64)
+    assert not (tmp_path / "lmdb" / "train.tmp").exists()
+
+
+def test_real_listing_photos_at_full_resolution(tmp_path, params):
+    from PIL import Image
+
+    from tests.conftest import shared_or_skip
+
+    src = shared_or_skip("real-inputs")
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    photos = sorted(src.glob("*.jpg"))[:3]
+    for p in photos:  # real photo as the target, a darker copy as the input
+        Image.open(p).save(folder / f"{p.stem}_tar.jpg", quality=95)
+        Image.eval(Image.open(p), lambda v: v // 2).save(folder / f"{p.stem}_src.jpg", quality=95)
+    cfg = params.lmdb.model_copy(update={"val_fraction": 0.5})
+    ids = [p.stem for p in photos]
+    if len({split_of(i, 0.5) for i in ids}) < 2:
+        pytest.skip("these photo ids all hash into one split")
+    result = run_lmdb(cfg, LmdbPaths(folder, tmp_path / "lmdb"))
+    val = read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb")
+    assert all(img.shape[0] * img.shape[1] > 7_000_000 for img in val.values())
+    assert result["images"]["train"] >= result["pairs"]["train"] * 12

@@ -37,3 +37,15 @@ def test_trains_through_basicsr_and_logs_to_mlflow(pair_folder, params, tmp_path
     assert model(torch.rand(1, 3, 20, 24)).shape == (1, 3, 20, 24)
     # training moved the zero-initialised residual scales away from zero
     assert any(b.beta.abs().sum() > 0 for enc in model.encoders for b in enc)
+
+
+def test_patch_larger_than_training_images_fails_before_training(pair_folder, params, tmp_path, mlflow_store):
+    import pytest
+
+    from components.stage import StageFailed
+
+    run_lmdb(params.lmdb, LmdbPaths(pair_folder, tmp_path / "lmdb"))
+    big = tiny(params).train.model_copy(update={"patch_size": 90})  # fixture images are 80 px high
+    with pytest.raises(StageFailed, match="smaller than train.patch_size=90"):
+        run_train(big, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+    assert not (tmp_path / "train" / "model.pth").exists()
