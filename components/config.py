@@ -18,6 +18,10 @@ class _Section(BaseModel):
 
 class ValidateConfig(_Section):
     min_side: int = Field(64, gt=0)
+    max_megapixels: float = Field(60, gt=0)
+    max_aspect_ratio: float = Field(4.0, ge=1)
+    min_alignment: float = Field(0.5, ge=-1, le=1)
+    max_hash_distance: int = Field(4, ge=0, le=64)
 
 
 class LmdbConfig(_Section):

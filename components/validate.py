@@ -14,6 +14,7 @@ import pandas as pd
 
 from components.config import ValidateConfig
 from components.imageio import ImageError, load_rgb
+from components.pair_checks import alignment_score, dhash, near_duplicates
 from components.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
 
@@ -25,6 +26,9 @@ CHECKS = {
     "input_decodes": "input does not decode",
     "target_decodes": "target does not decode",
     "same_size": "input and target differ in size",
+    "aspect_ok": "absurd aspect ratio",
+    "aligned": "target does not line up with the input (swapped files, a crop or another shot)",
+    "unique": "near-duplicate of another pair",
 }
 
 
@@ -34,35 +38,58 @@ class ValidatePaths:
     report: Path
 
 
-def _measure(pair: Pair) -> dict:
-    """Measured properties of one pair. A check that cannot be measured (no file, no
-    pixels) is None, which the suite skips, so each pair fails only on its root cause."""
-    row = {"pair_id": pair.pair_id, "input": str(pair.input), "target": str(pair.target),
-           "partner_present": pair.input is not None and pair.target is not None,
-           "input_decodes": None, "target_decodes": None, "same_size": None,
-           "min_side": None, "detail": ""}
-    sizes = {}
+def _decode(pair: Pair, row: dict, cfg: ValidateConfig) -> dict:
+    images = {}
     for role, path in (("input", pair.input), ("target", pair.target)):
         if path is None:
             continue
         try:
-            sizes[role] = load_rgb(path).shape[:2]
+            images[role] = load_rgb(path, int(cfg.max_megapixels * 1_000_000))
             row[f"{role}_decodes"] = True
         except ImageError as exc:
             row[f"{role}_decodes"] = False
             row["detail"] += f"{exc}; "
-    if len(sizes) == 2:
-        row["same_size"] = sizes["input"] == sizes["target"]
-        row["min_side"] = int(min(min(s) for s in sizes.values()))
-        if not row["same_size"]:
-            row["detail"] += f"input {sizes['input']} vs target {sizes['target']}; "
-    return row
+    return images
 
 
-def measure_pairs(folder: Path) -> pd.DataFrame:
-    rows = [_measure(p) for p in find_pairs(folder)]
-    if not rows:
+def _measure(pair: Pair, cfg: ValidateConfig) -> tuple[dict, int | None]:
+    """Measured properties of one pair, and its target's hash. A check that cannot be
+    measured (no file, no pixels) is None, which the suite skips, so each pair fails only
+    on its root cause."""
+    row = {"pair_id": pair.pair_id, "input": str(pair.input), "target": str(pair.target),
+           "partner_present": pair.input is not None and pair.target is not None,
+           "input_decodes": None, "target_decodes": None, "same_size": None, "min_side": None,
+           "aspect_ok": None, "aligned": None, "unique": None, "detail": ""}
+    images = _decode(pair, row, cfg)
+    if len(images) < 2:
+        return row, None
+    (ih, iw), (th, tw) = images["input"].shape[:2], images["target"].shape[:2]
+    row["same_size"] = (ih, iw) == (th, tw)
+    row["min_side"] = int(min(ih, iw, th, tw))
+    row["aspect_ok"] = max(ih, iw) / min(ih, iw) <= cfg.max_aspect_ratio
+    if not row["same_size"]:
+        row["detail"] += f"input {(ih, iw)} vs target {(th, tw)}; "
+        return row, None
+    score = alignment_score(images["input"], images["target"])
+    row["aligned"] = None if score is None else score >= cfg.min_alignment
+    if row["aligned"] is False:
+        row["detail"] += f"alignment {score:.2f} < {cfg.min_alignment}; "
+    return row, dhash(images["target"])
+
+
+def measure_pairs(folder: Path, cfg: ValidateConfig) -> pd.DataFrame:
+    measured = {p.pair_id: _measure(p, cfg) for p in find_pairs(folder)}
+    if not measured:
         raise StageFailed(f"{folder}: no image pairs found (expected <id>_src/<id>_tar or input/ + target/)")
+    hashes = {k: h for k, (_, h) in measured.items() if h is not None}
+    dupes = near_duplicates(hashes, cfg.max_hash_distance)
+    rows = []
+    for pair_id, (row, h) in measured.items():
+        if h is not None:
+            row["unique"] = pair_id not in dupes
+            if pair_id in dupes:
+                row["detail"] += f"looks like {dupes[pair_id]}; "
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -96,7 +123,7 @@ def run_suite(df: pd.DataFrame, cfg: ValidateConfig) -> dict[str, list[str]]:
 
 
 def validate_folder(folder: Path, cfg: ValidateConfig) -> dict:
-    df = measure_pairs(folder)
+    df = measure_pairs(folder, cfg)
     failures = run_suite(df, cfg)
     bad = []
     for _, row in df[df.pair_id.isin(failures)].iterrows():

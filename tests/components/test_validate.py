@@ -51,3 +51,44 @@ def test_stage_main_exit_codes(pair_folder, tmp_path, capsys):
     assert main(args) == 0 and '"pairs": 12' in capsys.readouterr().out
     (pair_folder / "p05_src.png").unlink()
     assert main(args) == 1 and "p05: partner file missing" in capsys.readouterr().err
+
+
+def test_edits_that_are_not_of_this_input_are_caught(pair_folder, params):
+    import shutil
+
+    import numpy as np
+
+    tar = np.asarray(Image.open(pair_folder / "p05_tar.png"))
+    Image.fromarray(np.ascontiguousarray(tar[::-1])).save(pair_folder / "p05_tar.png")    # flipped shot
+    shutil.copy(pair_folder / "p01_tar.png", pair_folder / "p06_tar.png")                # swapped, other size
+    wide = np.zeros((80, 400, 3), np.uint8)
+    Image.fromarray(wide).save(pair_folder / "p07_src.png")
+    Image.fromarray(wide).save(pair_folder / "p07_tar.png")                              # 5:1 panorama strip
+    shutil.copy(pair_folder / "p02_src.png", pair_folder / "p99_src.png")                # same pair, new id
+    shutil.copy(pair_folder / "p02_tar.png", pair_folder / "p99_tar.png")
+    report = validate_folder(pair_folder, params.validate_)
+    reasons = {f["pair_id"]: f["reasons"] for f in report["failures"]}
+    assert reasons["p05"] == ["target does not line up with the input (swapped files, a crop or another shot)"]
+    assert reasons["p06"] == ["input and target differ in size"]
+    assert reasons["p07"] == ["absurd aspect ratio"]
+    assert reasons["p99"] == ["near-duplicate of another pair"]
+    assert "looks like p02" in next(f["detail"] for f in report["failures"] if f["pair_id"] == "p99")
+    assert set(reasons) == {"p05", "p06", "p07", "p99"}
+
+
+def test_swapped_target_of_the_same_size_is_caught(tmp_path, params):
+    from tests.conftest import write_pair
+
+    for i in range(3):
+        write_pair(tmp_path, f"s{i}", size=(120, 90), seed=i)
+    (tmp_path / "s1_tar.png").write_bytes((tmp_path / "s2_tar.png").read_bytes())
+    reasons = {f["pair_id"]: f["reasons"] for f in validate_folder(tmp_path, params.validate_)["failures"]}
+    assert "target does not line up" in reasons["s1"][0]
+
+
+def test_pixel_bombs_are_refused_from_the_header(pair_folder, params):
+    cfg = params.validate_.model_copy(update={"max_megapixels": 0.01})  # 10,000 px
+    reasons = {f["pair_id"]: f for f in validate_folder(pair_folder, cfg)["failures"]}
+    assert "p03" not in reasons  # 120x80 = 9,600 px
+    assert reasons["p04"]["reasons"] == ["input does not decode", "target does not decode"]
+    assert "128x80 is over the limit of 10000 pixels" in reasons["p04"]["detail"]
