@@ -55,7 +55,7 @@ def _poll(holder: ModelHolder, stop: threading.Event) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and int(declared) > limit:
+    if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"upload of {declared} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
