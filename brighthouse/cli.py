@@ -14,16 +14,24 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read
 
 
 @data_app.command("validate")
-def data_validate(folder: Path, params: Path = PARAMS) -> None:
-    """Check every pair in FOLDER (decodes, partner present, same size, minimum size)."""
-    from components.validate import format_failures, validate_folder
+def data_validate(folder: Path, params: Path = PARAMS,
+                  report: Path | None = typer.Option(None, help="write the JSON report here (and HTML beside it)")) -> None:
+    """Check every pair in FOLDER: files, pixel formats, orientation, sizes, alignment, duplicates."""
+    from components.stage import StageFailed
+    from components.validate import format_failures, validate_folder, write_reports
 
-    report = validate_folder(folder, load_params(params).validate_)
-    if report["failed"]:
-        typer.echo(format_failures(report), err=True)
-        typer.echo(f"{report['failed']} of {report['pairs']} pairs failed", err=True)
+    try:
+        result = validate_folder(folder, load_params(params).validate_)
+    except StageFailed as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if report:
+        typer.echo(f"report: {write_reports(result, report)}")
+    if result["failed"]:
+        typer.echo(format_failures(result), err=True)
+        typer.echo(f"{result['failed']} of {result['pairs']} pairs failed", err=True)
         raise typer.Exit(1)
-    typer.echo(f"all {report['pairs']} pairs passed")
+    typer.echo(f"all {result['pairs']} pairs passed")
 
 
 @data_app.command("add")
@@ -36,19 +44,21 @@ def data_add(
 ) -> None:
     """Copy the good pairs of a delivery into the dataset and make a new data version."""
     from components.ingest import IngestError, ingest, version_data
+    from components.stage import StageFailed
     from components.tracking import state_dir
     from components.validate import format_failures
 
     try:
         summary = ingest(inbox, data, load_params(params).validate_, state_dir(), replace=replace)
-    except IngestError as exc:
+    except (IngestError, StageFailed) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     if summary["rejected"]:
-        typer.echo(f"rejected {len(summary['rejected'])} pairs (kept in the inbox):", err=True)
+        typer.echo(f"rejected {len(summary['rejected'])} pairs (left in the inbox, copies kept with the report):",
+                   err=True)
         typer.echo(format_failures({"failures": summary["rejected"]}), err=True)
     typer.echo(f"added {len(summary['added'])}, replaced {len(summary['replaced'])}, "
-               f"unchanged {len(summary['unchanged'])} pairs")
+               f"unchanged {len(summary['unchanged'])} pairs; report: {summary['report']}")
     if version and (summary["added"] or summary["replaced"]):
         typer.echo(f"new data version {version_data(data, Path.cwd())}: run `dvc repro` to train on it")
 

@@ -22,6 +22,8 @@ class ValidateConfig(_Section):
     max_aspect_ratio: float = Field(4.0, ge=1)
     min_alignment: float = Field(0.5, ge=-1, le=1)
     max_hash_distance: int = Field(4, ge=0, le=64)
+    modes: Literal["convert", "reject"] = "convert"
+    on_failure: Literal["quarantine", "fail"] = "quarantine"
 
 
 class LmdbConfig(_Section):

@@ -5,12 +5,16 @@ Light on purpose (Pillow + NumPy only): serving imports it.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 60_000_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ORIENTATION_TAG = 0x0112
+_GREY_16 = ("I;16", "I;16B", "I;16L", "I")
 
 
 class ImageError(ValueError):
@@ -21,23 +25,57 @@ class ImageTooLargeError(ImageError):
     """More pixels than the configured limit (checked from the header, before decoding)."""
 
 
-def _to_rgb(img: Image.Image, name: str) -> Image.Image:
+@dataclass
+class Decoded:
+    """An upright 8-bit RGB image and what it took to get there."""
+
+    rgb: np.ndarray
+    orientation: int = 1            # EXIF orientation tag as stored in the file (1 = upright)
+    notes: list[str] = field(default_factory=list)  # conversions applied, in plain words
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def mode_notes(img: Image.Image, data: bytes) -> list[str]:
+    """What is unusual about this file's pixel format for an 8-bit sRGB pipeline."""
+    notes = []
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[24] == 16:
+        notes.append("16-bit PNG reduced to 8 bits")
+    kinds = {"CMYK": "CMYK converted to RGB", "L": "greyscale expanded to RGB", "1": "1-bit expanded to RGB",
+             "P": "palette image expanded to RGB", "LA": "greyscale expanded to RGB", "PA": "palette image expanded to RGB"}
+    if img.mode in kinds:
+        notes.append(kinds[img.mode])
+    elif img.mode in _GREY_16:
+        notes.append("greyscale expanded to RGB")
+    if _has_alpha(img):
+        notes.append("alpha channel flattened onto white")
+    return notes
+
+
+def _to_rgb(img: Image.Image, name: str, flatten_alpha: bool) -> Image.Image:
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in _GREY_16:
         # 16-bit grey: scale to 8 bits instead of clipping everything above 255 to white.
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         img = Image.fromarray((arr / peak * 255.0 + 0.5).astype(np.uint8), "L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        raise ImageError(f"{name}: has an alpha channel; flatten it before enhancing")
+    if _has_alpha(img):
+        if not flatten_alpha:
+            raise ImageError(f"{name}: has an alpha channel; flatten it before enhancing")
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode in ("L", "P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
         return img.convert("RGB")
     raise ImageError(f"{name}: unsupported image mode {img.mode}")
 
 
-def decode_rgb(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode bytes to an upright HxWx3 uint8 RGB array (EXIF orientation applied)."""
+def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 flatten_alpha: bool = False, upright: bool = True) -> Decoded:
+    """Decode bytes to HxWx3 uint8 RGB, EXIF orientation applied unless ``upright`` is False."""
     if not data:
         raise ImageError(f"{name}: empty file")
     try:
@@ -48,21 +86,38 @@ def decode_rgb(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
                 f"{name}: {img.width}x{img.height} is over the limit of {max_pixels} pixels"
             )
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return np.asarray(_to_rgb(img, name))
+        orientation = int(img.getexif().get(ORIENTATION_TAG, 1) or 1)
+        notes = mode_notes(img, data)
+        if upright:
+            img = ImageOps.exif_transpose(img)
+        return Decoded(np.asarray(_to_rgb(img, name, flatten_alpha)), orientation, notes)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own, far higher, limit tripped first
+        raise ImageTooLargeError(f"{name}: over the limit of {max_pixels} pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not a readable image (unknown format or corrupt header)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: not a readable image ({exc})") from exc
 
 
-def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_alpha: bool = False,
+               upright: bool = True) -> Decoded:
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror})") from exc
-    return decode_rgb(data, str(path), max_pixels)
+    return decode_image(data, str(path), max_pixels, flatten_alpha, upright)
+
+
+def decode_rgb(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode bytes to an upright HxWx3 uint8 RGB array; alpha is refused."""
+    return decode_image(data, name, max_pixels).rgb
+
+
+def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_alpha: bool = False) -> np.ndarray:
+    return read_image(path, max_pixels, flatten_alpha).rgb
 
 
 def encode(image: np.ndarray, fmt: str = "PNG", quality: int = 95) -> bytes:

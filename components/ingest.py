@@ -1,6 +1,6 @@
 """``brighthouse data add``: take newly delivered pairs into the DVC-tracked dataset.
 
-Copies only pairs that pass validation, as ``<id>_src.<ext>`` / ``<id>_tar.<ext>``; never
+Copies only pairs that pass validation (including "not a near-duplicate of a stored pair"), as ``<id>_src.<ext>`` / ``<id>_tar.<ext>``; never
 modifies the inbox; re-adding identical files is a no-op; a pair whose id exists with other
 bytes is refused (nothing is written) unless ``replace``. Files are staged outside the
 dataset and moved in afterwards, so an interrupted ingest leaves ``data/`` as it was, bar
@@ -10,6 +10,7 @@ when a default remote is configured).
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -18,9 +19,11 @@ import uuid
 from pathlib import Path
 
 from components.config import ValidateConfig
+from components.imageio import ImageError, load_rgb
+from components.pair_checks import dhash
 from components.pairs import Pair, find_pairs
 from components.stage import write_json
-from components.validate import validate_folder
+from components.validate import format_failures, validate_folder, write_reports
 
 
 class IngestError(RuntimeError):
@@ -72,11 +75,50 @@ def _install(moves: list[tuple[Path, Path]], staging: Path, data_dir: Path) -> N
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _known_hashes(data_dir: Path, cfg: ValidateConfig, skip: set[str], cache: Path) -> dict[str, int]:
+    """Target hashes of the pairs already stored, cached by file content: decoding every
+    stored photo on each delivery would take minutes at full resolution."""
+    known: dict[str, str] = json.loads(cache.read_text()) if cache.is_file() else {}
+    hashes = {}
+    for pair in find_pairs(data_dir) if data_dir.is_dir() else []:
+        if pair.pair_id in skip or not pair.complete:
+            continue
+        sha = _sha(pair.target)
+        if sha not in known:
+            try:
+                known[sha] = f"{dhash(load_rgb(pair.target, flatten_alpha=True)):016x}"
+            except ImageError:
+                continue  # a broken stored file is the validate stage's finding, not this one's
+        hashes[pair.pair_id] = int(known[sha], 16)
+    write_json(cache, known)
+    return hashes
+
+
+def _keep_rejected(report: dict, folder: Path) -> None:
+    """Copies of the rejected files beside the report, so they survive a cleaned-up inbox."""
+    for failure in report["failures"]:
+        for name in (failure["input"], failure["target"]):
+            if name and name != "None" and Path(name).is_file():
+                (folder / failure["pair_id"]).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(name, folder / failure["pair_id"] / Path(name).name)
+
+
 def ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, replace: bool = False) -> dict:
-    """Validate the delivery and copy its good pairs into ``data_dir``; returns the report."""
-    report = validate_folder(inbox, cfg)
-    bad = {f["pair_id"] for f in report["failures"]}
-    plans = {p.pair_id: plan_pair(p, data_dir) for p in find_pairs(inbox) if p.pair_id not in bad}
+    """Validate the delivery and copy its good pairs into ``data_dir``; returns the summary.
+
+    Under ``on_failure: fail`` one bad pair refuses the whole delivery; under ``quarantine``
+    the bad pairs are left out, listed in the report and copied beside it."""
+    incoming = {p.pair_id for p in find_pairs(inbox)}
+    known = _known_hashes(data_dir, cfg, incoming, state_dir / "hash-cache.json")
+    report = validate_folder(inbox, cfg, known)
+    report_dir = state_dir / "ingest-reports" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    html = write_reports(report, report_dir / "report.json")
+    _keep_rejected(report, report_dir / "quarantine")
+    if report["failed"] and cfg.on_failure == "fail":
+        raise IngestError(f"{report['failed']} pairs failed validation and on_failure is 'fail': nothing was "
+                          f"added (report: {html}):\n{format_failures(report)}")
+    accepted = set(report["accepted"])
+    plans = {p.pair_id: plan_pair(p, data_dir) for p in find_pairs(inbox) if p.pair_id in accepted}
     conflicts = sorted(i for i, (state, _) in plans.items() if state == "conflict")
     if conflicts and not replace:
         raise IngestError(f"{len(conflicts)} pairs already exist with different content: "
@@ -84,10 +126,11 @@ def ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, re
     data_dir.mkdir(parents=True, exist_ok=True)
     moves = [m for state, ms in plans.values() if state != "same" for m in ms]
     _install(moves, state_dir / f"ingest-staging-{uuid.uuid4().hex}", data_dir)
-    summary = {"inbox": str(inbox), "added": sorted(i for i, (s, _) in plans.items() if s == "new"),
-               "replaced": conflicts, "unchanged": sorted(i for i, (s, _) in plans.items() if s == "same"),
-               "rejected": report["failures"]}
-    write_json(state_dir / "ingest-reports" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}.json", summary)
+    summary = {"inbox": str(inbox), "report": str(html),
+               "added": sorted(i for i, (s, _) in plans.items() if s == "new"), "replaced": conflicts,
+               "unchanged": sorted(i for i, (s, _) in plans.items() if s == "same"),
+               "rejected": report["failures"], "notes": report["notes"]}
+    write_json(report_dir / "summary.json", summary)
     return summary
 
 

@@ -12,6 +12,7 @@ of a whole 7-megapixel photo. Validation pairs stay whole, since evaluation is a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterable
@@ -36,6 +37,7 @@ Record = tuple[str, bytes, bytes, tuple[int, int, int]]  # key, lq PNG, gt PNG, 
 @dataclass(frozen=True)
 class LmdbPaths:
     data: Path
+    report: Path  # the validate stage's report: only its ``accepted`` pairs are written
     out: Path
 
 
@@ -71,7 +73,8 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes:
 
 def pair_records(pair: Pair, cfg: LmdbConfig, subimages: bool) -> list[Record]:
     """Encode one pair (whole, or as aligned sub-images); runs in a worker process."""
-    lq, gt = load_rgb(pair.input), load_rgb(pair.target)
+    # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
+    lq, gt = load_rgb(pair.input, flatten_alpha=True), load_rgb(pair.target, flatten_alpha=True)
     if lq.shape != gt.shape:
         raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
     key = lmdb_key(pair.pair_id)
@@ -161,8 +164,19 @@ def split_pairs(pairs: list[Pair], val_fraction: float) -> dict[str, list[Pair]]
     return splits
 
 
+def accepted_pairs(data: Path, report: Path) -> list[Pair]:
+    """The pairs validation accepted; quarantined ones stay in ``data`` but are not used."""
+    accepted = set(json.loads(report.read_text(encoding="utf-8"))["accepted"])
+    pairs = [p for p in find_pairs(data) if p.pair_id in accepted]
+    missing = accepted - {p.pair_id for p in pairs}
+    if missing:
+        raise StageFailed(f"{report} accepts pairs that are not in {data}: {sorted(missing)[:5]}; "
+                          "run the validate stage again")
+    return pairs
+
+
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
-    splits = split_pairs(find_pairs(paths.data), cfg.val_fraction)
+    splits = split_pairs(accepted_pairs(paths.data, paths.report), cfg.val_fraction)
     counts = {"train": write_split(splits["train"], paths.out / "train", cfg, subimages=True),
               "val": write_split(splits["val"], paths.out / "val", cfg, subimages=False)}
     write_json(paths.out / "splits.json", {s: sorted(p.pair_id for p in ps) for s, ps in splits.items()})

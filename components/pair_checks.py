@@ -40,9 +40,13 @@ def dhash(rgb: np.ndarray) -> int:
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
-def near_duplicates(hashes: dict[str, int], max_distance: int) -> dict[str, str]:
-    """{pair_id: earlier pair_id it duplicates}, comparing in sorted id order."""
-    seen: list[tuple[str, int]] = []
+def near_duplicates(hashes: dict[str, int], max_distance: int, known: dict[str, int] | None = None
+                    ) -> dict[str, str]:
+    """{pair_id: the pair it duplicates}: a ``known`` one (already stored), else an earlier id.
+
+    Dropping all but one of each group also keeps one photo from landing in both train and
+    val, whatever splits the ids hash to."""
+    seen: list[tuple[str, int]] = sorted((known or {}).items())
     dupes = {}
     for pair_id in sorted(hashes):
         h = hashes[pair_id]

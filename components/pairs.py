@@ -3,17 +3,29 @@
 Accepted layouts (checked in this order):
 - ``input/`` + ``target/`` (or BasicSR's ``lq/`` + ``gt/``) with matching file names;
 - ``<id>_src.<ext>`` (unedited) beside ``<id>_tar.<ext>`` (edited) in one folder, as the
-  editors deliver them.
-A file without its partner is reported, never silently dropped.
+  editors deliver them, optionally with a ``train.jsonl`` manifest: one JSON object per line
+  naming the input (``src``/``input``/``source``/``lq``) and target (``tar``/``target``/``gt``/
+  ``edited``) files relative to the folder, and optionally the pair ``id``. Listed pairs come
+  first; image files the manifest does not mention are still paired by their suffixes.
+A file without its partner is reported, never silently dropped: its partner is ``None``, or
+the listed path when a manifest names a file that is not there.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 FOLDER_LAYOUTS = (("input", "target"), ("lq", "gt"))
 SRC, TAR = "_src", "_tar"
+MANIFEST = "train.jsonl"
+INPUT_KEYS = ("src", "input", "source", "lq")
+TARGET_KEYS = ("tar", "target", "gt", "edited")
+
+
+class ManifestError(ValueError):
+    """A manifest line that cannot be read; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,10 @@ class Pair:
     pair_id: str
     input: Path | None
     target: Path | None
+
+    @property
+    def complete(self) -> bool:
+        return all(p is not None and p.is_file() for p in (self.input, self.target))
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -32,15 +48,47 @@ def _pairs_from_folders(inp: Path, tar: Path) -> list[Pair]:
     return [Pair(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())]
 
 
-def _pairs_from_suffixes(folder: Path) -> list[Pair]:
+def _pairs_from_suffixes(folder: Path, skip: set[Path]) -> list[Pair]:
     src: dict[str, Path] = {}
     tar: dict[str, Path] = {}
     for stem, path in _images(folder).items():
+        if path in skip:
+            continue
         if stem.endswith(SRC):
             src[stem[: -len(SRC)]] = path
         elif stem.endswith(TAR):
             tar[stem[: -len(TAR)]] = path
     return [Pair(k, src.get(k), tar.get(k)) for k in sorted(src.keys() | tar.keys())]
+
+
+def _manifest_entry(entry: object, folder: Path, where: str) -> Pair:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    inp = next((entry[k] for k in INPUT_KEYS if k in entry), None)
+    tar = next((entry[k] for k in TARGET_KEYS if k in entry), None)
+    if not isinstance(inp, str) or not isinstance(tar, str):
+        raise ManifestError(f"{where}: needs an input ({'/'.join(INPUT_KEYS)}) and a target "
+                            f"({'/'.join(TARGET_KEYS)}) file name")
+    stem = Path(inp).stem
+    pair_id = str(entry.get("id") or (stem[: -len(SRC)] if stem.endswith(SRC) else stem))
+    return Pair(pair_id, folder / inp, folder / tar)
+
+
+def pairs_from_manifest(folder: Path) -> list[Pair]:
+    path = folder / MANIFEST
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        pairs.append(_manifest_entry(entry, folder, f"{path}:{number}"))
+    ids = [p.pair_id for p in pairs]
+    if len(set(ids)) != len(ids):
+        raise ManifestError(f"{path}: pair ids listed twice: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return pairs
 
 
 def find_pairs(folder: str | Path) -> list[Pair]:
@@ -50,4 +98,11 @@ def find_pairs(folder: str | Path) -> list[Pair]:
     for inp, tar in FOLDER_LAYOUTS:
         if (folder / inp).is_dir() and (folder / tar).is_dir():
             return _pairs_from_folders(folder / inp, folder / tar)
-    return _pairs_from_suffixes(folder)
+    listed = pairs_from_manifest(folder) if (folder / MANIFEST).is_file() else []
+    mentioned = {p for pair in listed for p in (pair.input, pair.target)}
+    rest = _pairs_from_suffixes(folder, mentioned)
+    clash = sorted({p.pair_id for p in listed} & {p.pair_id for p in rest})
+    if clash:
+        raise ManifestError(f"{folder / MANIFEST}: ids {clash} are listed there and also used by "
+                            "other <id>_src/<id>_tar files in the folder")
+    return sorted(listed + rest, key=lambda p: p.pair_id)

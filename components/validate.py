@@ -1,7 +1,9 @@
 """Stage ``validate``: a great-expectations suite over one row per pair.
 
-Each row holds measured properties (decodes, partner present, sizes); the suite decides,
-and every failing pair is reported by id and file with a plain-words reason.
+Each row holds measured properties (``components.pair_table``); the suite decides, and
+every failing pair is reported by id and file with a plain-words reason. With
+``on_failure: quarantine`` failing pairs are left out of ``accepted`` (what the ``lmdb``
+stage reads) and listed in the report, their files untouched; with ``fail`` the stage stops.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import ValidateConfig
-from components.imageio import ImageError, load_rgb
-from components.pair_checks import alignment_score, dhash, near_duplicates
-from components.pairs import Pair, find_pairs
+from components.data_report import write_html_report
+from components.pair_table import measure_pairs
+from components.pairs import ManifestError, find_pairs
 from components.stage import StageFailed, run_stage, write_json
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ CHECKS = {
     "partner_present": "partner file missing",
     "input_decodes": "input does not decode",
     "target_decodes": "target does not decode",
+    "modes_ok": "not plain 8-bit RGB, and the policy is to reject (modes: reject)",
+    "orientation_ok": "EXIF orientation differs between input and target",
     "same_size": "input and target differ in size",
     "aspect_ok": "absurd aspect ratio",
     "aligned": "target does not line up with the input (swapped files, a crop or another shot)",
@@ -36,61 +40,6 @@ CHECKS = {
 class ValidatePaths:
     data: Path
     report: Path
-
-
-def _decode(pair: Pair, row: dict, cfg: ValidateConfig) -> dict:
-    images = {}
-    for role, path in (("input", pair.input), ("target", pair.target)):
-        if path is None:
-            continue
-        try:
-            images[role] = load_rgb(path, int(cfg.max_megapixels * 1_000_000))
-            row[f"{role}_decodes"] = True
-        except ImageError as exc:
-            row[f"{role}_decodes"] = False
-            row["detail"] += f"{exc}; "
-    return images
-
-
-def _measure(pair: Pair, cfg: ValidateConfig) -> tuple[dict, int | None]:
-    """Measured properties of one pair, and its target's hash. A check that cannot be
-    measured (no file, no pixels) is None, which the suite skips, so each pair fails only
-    on its root cause."""
-    row = {"pair_id": pair.pair_id, "input": str(pair.input), "target": str(pair.target),
-           "partner_present": pair.input is not None and pair.target is not None,
-           "input_decodes": None, "target_decodes": None, "same_size": None, "min_side": None,
-           "aspect_ok": None, "aligned": None, "unique": None, "detail": ""}
-    images = _decode(pair, row, cfg)
-    if len(images) < 2:
-        return row, None
-    (ih, iw), (th, tw) = images["input"].shape[:2], images["target"].shape[:2]
-    row["same_size"] = (ih, iw) == (th, tw)
-    row["min_side"] = int(min(ih, iw, th, tw))
-    row["aspect_ok"] = max(ih, iw) / min(ih, iw) <= cfg.max_aspect_ratio
-    if not row["same_size"]:
-        row["detail"] += f"input {(ih, iw)} vs target {(th, tw)}; "
-        return row, None
-    score = alignment_score(images["input"], images["target"])
-    row["aligned"] = None if score is None else score >= cfg.min_alignment
-    if row["aligned"] is False:
-        row["detail"] += f"alignment {score:.2f} < {cfg.min_alignment}; "
-    return row, dhash(images["target"])
-
-
-def measure_pairs(folder: Path, cfg: ValidateConfig) -> pd.DataFrame:
-    measured = {p.pair_id: _measure(p, cfg) for p in find_pairs(folder)}
-    if not measured:
-        raise StageFailed(f"{folder}: no image pairs found (expected <id>_src/<id>_tar or input/ + target/)")
-    hashes = {k: h for k, (_, h) in measured.items() if h is not None}
-    dupes = near_duplicates(hashes, cfg.max_hash_distance)
-    rows = []
-    for pair_id, (row, h) in measured.items():
-        if h is not None:
-            row["unique"] = pair_id not in dupes
-            if pair_id in dupes:
-                row["detail"] += f"looks like {dupes[pair_id]}; "
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def _suite(cfg: ValidateConfig):
@@ -122,14 +71,25 @@ def run_suite(df: pd.DataFrame, cfg: ValidateConfig) -> dict[str, list[str]]:
     return failures
 
 
-def validate_folder(folder: Path, cfg: ValidateConfig) -> dict:
-    df = measure_pairs(folder, cfg)
+def validate_folder(folder: Path, cfg: ValidateConfig, known: dict[str, int] | None = None) -> dict:
+    """The validation report for every pair in ``folder``; ``known`` are target hashes of
+    pairs already in the dataset, so a re-delivered photo under a new id is caught."""
+    try:
+        pairs = find_pairs(folder)
+    except (ManifestError, FileNotFoundError) as exc:
+        raise StageFailed(str(exc)) from exc
+    if not pairs:
+        raise StageFailed(f"{folder}: no image pairs found (expected <id>_src/<id>_tar or input/ + target/)")
+    df, hashes = measure_pairs(pairs, cfg, known)
     failures = run_suite(df, cfg)
-    bad = []
-    for _, row in df[df.pair_id.isin(failures)].iterrows():
-        bad.append({"pair_id": row.pair_id, "input": row.input, "target": row.target,
-                    "reasons": failures[row.pair_id], "detail": row.detail.strip("; ")})
-    return {"folder": str(folder), "pairs": len(df), "failed": len(bad), "failures": bad}
+    bad = [{"pair_id": row.pair_id, "input": row.input, "target": row.target,
+            "reasons": failures[row.pair_id], "detail": "; ".join(row.detail)}
+           for row in df[df.pair_id.isin(failures)].itertuples()]
+    return {"folder": str(folder), "policy": {"modes": cfg.modes, "on_failure": cfg.on_failure},
+            "pairs": len(df), "failed": len(bad), "failures": bad,
+            "accepted": sorted(set(df.pair_id) - set(failures)),
+            "notes": {row.pair_id: row.notes for row in df.itertuples() if row.notes},
+            "hashes": {k: f"{h:016x}" for k, h in sorted(hashes.items())}}
 
 
 def format_failures(report: dict) -> str:
@@ -138,13 +98,22 @@ def format_failures(report: dict) -> str:
     return "\n".join(lines)
 
 
+def write_reports(report: dict, json_path: Path) -> Path:
+    """The JSON report and, beside it, the same as HTML with thumbnails of failing pairs."""
+    write_json(json_path, report)
+    return write_html_report(report, json_path.with_suffix(".html"))
+
+
 def run_validate(cfg: ValidateConfig, paths: ValidatePaths) -> dict:
     report = validate_folder(paths.data, cfg)
-    write_json(paths.report, report)
+    html = write_reports(report, paths.report)
+    summary = f"{report['failed']} of {report['pairs']} pairs failed validation (report: {html})"
+    if report["failed"] and (cfg.on_failure == "fail" or not report["accepted"]):
+        raise StageFailed(f"{summary}:\n{format_failures(report)}")
     if report["failed"]:
-        raise StageFailed(f"{report['failed']} of {report['pairs']} pairs failed validation:\n"
-                          + format_failures(report))
-    return {"pairs": report["pairs"], "report": str(paths.report)}
+        log.warning("%s; quarantined (left out of training, files kept):\n%s", summary, format_failures(report))
+    return {"pairs": report["pairs"], "accepted": len(report["accepted"]),
+            "quarantined": report["failed"], "report": str(paths.report)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,3 +131,17 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
     make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
     return dirs
+
+
+def lmdb_paths(folder: Path, out: Path, accepted: list[str] | None = None):
+    """LmdbPaths for ``folder`` with a validation report accepting ``accepted`` (default: all)."""
+    import json
+
+    from components.lmdb import LmdbPaths
+    from components.pairs import find_pairs
+
+    report = out.parent / f"{out.name}-validate.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    ids = accepted if accepted is not None else [p.pair_id for p in find_pairs(folder)]
+    report.write_text(json.dumps({"accepted": ids}))
+    return LmdbPaths(folder, report, out)

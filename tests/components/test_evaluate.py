@@ -2,11 +2,12 @@ import pytest
 
 from components.config import GateConfig
 from components.evaluate import apply_gate, evaluate_model
-from components.lmdb import LmdbPaths, run_lmdb
+from components.lmdb import run_lmdb
+from tests.conftest import lmdb_paths
 
 
 def test_identity_model_scores_like_the_identity_baseline_and_fails_the_gain_gate(pair_folder, params, tmp_path):
-    run_lmdb(params.lmdb, LmdbPaths(pair_folder, tmp_path / "lmdb"))
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     result = evaluate_model(lambda b: b, tmp_path / "lmdb", params.evaluate)
     assert result["images"] == 2
     assert result["psnr"] == pytest.approx(result["identity_psnr"], abs=1e-4)
@@ -15,7 +16,7 @@ def test_identity_model_scores_like_the_identity_baseline_and_fails_the_gain_gat
 
 
 def test_model_that_recovers_the_target_passes(pair_folder, params, tmp_path):
-    run_lmdb(params.lmdb, LmdbPaths(pair_folder, tmp_path / "lmdb"))
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     # fixture inputs are target * 0.6 (then rounded): dividing by 0.6 nearly restores them
     result = evaluate_model(lambda b: b / 0.6, tmp_path / "lmdb", params.evaluate)
     assert result["psnr"] > result["identity_psnr"] + 10 and result["gate_passed"], result["gate_reasons"]

@@ -63,3 +63,38 @@ def test_alpha_is_refused():
     Image.new("RGBA", (4, 4)).save(buf, "PNG")
     with pytest.raises(ImageError, match="alpha"):
         decode_rgb(buf.getvalue(), "logo.png")
+
+
+def test_alpha_is_flattened_onto_white_when_asked():
+    from components.imageio import decode_image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(buf, "PNG")
+    out = decode_image(buf.getvalue(), "logo.png", flatten_alpha=True)
+    assert (out.rgb == 255).all() and out.notes == ["alpha channel flattened onto white"]
+
+
+def test_conversions_and_orientation_are_reported():
+    import cv2
+
+    from components.imageio import decode_image
+
+    ok, png16 = cv2.imencode(".png", np.full((6, 5, 3), 40000, np.uint16))
+    deep = decode_image(png16.tobytes(), "deep.png")
+    assert deep.notes == ["16-bit PNG reduced to 8 bits"] and deep.rgb.dtype == np.uint8
+    assert 150 <= deep.rgb.mean() <= 160  # 40000/65535 of full scale, not clipped
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    phone = decode_image(_jpeg(Image.new("RGB", (60, 40)), exif=exif), "phone.jpg")
+    assert phone.orientation == 6 and phone.rgb.shape == (60, 40, 3) and phone.notes == []
+    raw = decode_image(_jpeg(Image.new("RGB", (60, 40)), exif=exif), "phone.jpg", upright=False)
+    assert raw.rgb.shape == (40, 60, 3)
+    grey = decode_image(_jpeg(Image.new("L", (8, 8), 7)), "grey.jpg")
+    assert grey.notes == ["greyscale expanded to RGB"] and grey.rgb.shape == (8, 8, 3)
+
+
+def test_a_header_beyond_pillows_own_bomb_limit_is_ours_to_name():
+    from tests.deliveries import png_header_only
+
+    with pytest.raises(ImageTooLargeError, match="bomb.png: over the limit of 60000000 pixels"):
+        decode_rgb(png_header_only(20000, 20000), "bomb.png")

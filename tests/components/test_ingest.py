@@ -1,10 +1,11 @@
 import hashlib
+from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from components.ingest import IngestError, ingest
 from tests.conftest import write_pair
+from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
 
 
 def digest(folder):
@@ -20,42 +21,44 @@ def dataset(tmp_path):
     return data
 
 
-def bad_delivery(inbox):
-    for i in range(3):
-        write_pair(inbox, f"new{i}", seed=i)
-    write_pair(inbox, "nopartner", seed=7)
-    (inbox / "nopartner_tar.png").unlink()
-    write_pair(inbox, "cut", seed=8)
-    data = (inbox / "cut_tar.png").read_bytes()
-    (inbox / "cut_tar.png").write_bytes(data[: len(data) // 2])
-    write_pair(inbox, "mismatch", seed=9)
-    Image.new("RGB", (200, 90)).save(inbox / "mismatch_src.png")
-    write_pair(inbox, "empty", seed=10)
-    (inbox / "empty_src.png").write_bytes(b"")
-
-
 def test_only_good_pairs_land_and_nothing_the_user_had_changes(dataset, tmp_path, params):
     inbox = tmp_path / "inbox"
-    bad_delivery(inbox)
+    build_delivery(inbox, dataset / "old0_tar.png")
     inbox_before, data_before = digest(inbox), digest(dataset)
     summary = ingest(inbox, dataset, params.validate_, tmp_path / "state")
-    assert summary["added"] == ["new0", "new1", "new2"]
-    assert {f["pair_id"] for f in summary["rejected"]} == {"nopartner", "cut", "mismatch", "empty"}
+    assert summary["added"] == sorted(GOOD + list(CONVERTED))
+    assert {f["pair_id"] for f in summary["rejected"]} == set(BAD)
     after = digest(dataset)
     assert {k: v for k, v in after.items() if k in data_before} == data_before
-    assert sorted(set(after) - set(data_before)) == sorted(f"new{i}_{r}.png" for i in range(3) for r in ("src", "tar"))
+    added = {name.rsplit("_", 1)[0] for name in set(after) - set(data_before)}
+    assert added == set(summary["added"])
     assert digest(inbox) == inbox_before
-    assert list((tmp_path / "state" / "ingest-reports").glob("*.json"))
+    report_dir = Path(summary["report"]).parent
+    assert {"report.json", "report.html", "summary.json"} <= {p.name for p in report_dir.iterdir()}
+    kept = report_dir / "quarantine"
+    assert (kept / "swapped" / "swapped_tar.png").read_bytes() == (inbox / "swapped_tar.png").read_bytes()
     assert not list((tmp_path / "state").glob("ingest-staging-*"))  # staging cleaned up
+
+
+def test_fail_policy_refuses_the_whole_delivery(dataset, tmp_path, params):
+    inbox = tmp_path / "inbox"
+    build_delivery(inbox, dataset / "old0_tar.png")
+    before = digest(dataset)
+    strict = params.validate_.model_copy(update={"on_failure": "fail"})
+    with pytest.raises(IngestError, match="nothing was added") as err:
+        ingest(inbox, dataset, strict, tmp_path / "state")
+    assert all(f"{pair_id}:" in str(err.value) for pair_id in BAD)
+    assert digest(dataset) == before
 
 
 def test_readding_the_same_batch_is_a_noop(dataset, tmp_path, params):
     inbox = tmp_path / "inbox"
-    bad_delivery(inbox)
+    build_delivery(inbox, dataset / "old0_tar.png")
     ingest(inbox, dataset, params.validate_, tmp_path / "state")
     before = digest(dataset)
     summary = ingest(inbox, dataset, params.validate_, tmp_path / "state")
-    assert summary["added"] == [] and summary["unchanged"] == ["new0", "new1", "new2"]
+    assert summary["added"] == [] and summary["unchanged"] == sorted(GOOD + list(CONVERTED))
+    assert {f["pair_id"] for f in summary["rejected"]} == set(BAD)  # stored pairs are not 'duplicates'
     assert digest(dataset) == before
 
 

@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.lmdb import LmdbPaths, crop_starts, read_lmdb, run_lmdb, split_of
+from components.lmdb import crop_starts, read_lmdb, run_lmdb, split_of
 from components.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
-from tests.conftest import write_pair
+from tests.conftest import lmdb_paths, write_pair
 
 
 def test_split_is_a_pure_function_of_the_id():
@@ -21,7 +21,7 @@ def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: P
     from basicsr.data.paired_image_dataset import PairedImageDataset
 
     out = tmp_path / "lmdb"
-    result = run_lmdb(params.lmdb, LmdbPaths(pair_folder, out))
+    result = run_lmdb(params.lmdb, lmdb_paths(pair_folder, out))
     # the fixture's images are smaller than a crop: one sub-image each
     counts = result["images"]
     assert result["pairs"] == {"train": 10, "val": 2} and counts == {"train": 10, "val": 2}
@@ -46,7 +46,7 @@ def test_rgb_order_is_kept(tmp_path, params):
     folder = tmp_path / "pairs"
     for i in range(12):
         write_pair(folder, f"q{i}", seed=i)
-    run_lmdb(params.lmdb, LmdbPaths(folder, tmp_path / "lmdb"))
+    run_lmdb(params.lmdb, lmdb_paths(folder, tmp_path / "lmdb"))
     key, img = next(iter(read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb").items()))
     original = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(folder / f"{key}_tar.png"))
     np.testing.assert_allclose(img, original / 255.0, atol=1e-6)
@@ -76,7 +76,7 @@ def test_train_pairs_become_aligned_subimages_val_stays_whole(tmp_path, params):
     folder.mkdir()
     _big_pairs(folder, [(250, 330)] * 8)
     cfg = params.lmdb.model_copy(update={"crop_size": 128, "step": 96, "val_fraction": 0.3})
-    result = run_lmdb(cfg, LmdbPaths(folder, tmp_path / "lmdb"))
+    result = run_lmdb(cfg, lmdb_paths(folder, tmp_path / "lmdb"))
     per_image = len(crop_starts(250, 128, 96, 0)) * len(crop_starts(330, 128, 96, 0))
     assert result["images"]["train"] == result["pairs"]["train"] * per_image
     assert result["images"]["val"] == result["pairs"]["val"]
@@ -109,7 +109,19 @@ def test_real_listing_photos_at_full_resolution(tmp_path, params):
     ids = [p.stem for p in photos]
     if len({split_of(i, 0.5) for i in ids}) < 2:
         pytest.skip("these photo ids all hash into one split")
-    result = run_lmdb(cfg, LmdbPaths(folder, tmp_path / "lmdb"))
+    result = run_lmdb(cfg, lmdb_paths(folder, tmp_path / "lmdb"))
     val = read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb")
     assert all(img.shape[0] * img.shape[1] > 7_000_000 for img in val.values())
     assert result["images"]["train"] >= result["pairs"]["train"] * 12
+
+
+def test_only_pairs_validation_accepted_are_written(pair_folder, tmp_path, params):
+    from components.stage import StageFailed
+
+    accepted = [f"p{i:02d}" for i in range(12) if i != 3]  # p03 quarantined; its files stay in the folder
+    result = run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb", accepted))
+    assert sum(result["pairs"].values()) == 11
+    splits = __import__("json").loads((tmp_path / "lmdb" / "splits.json").read_text())
+    assert "p03" not in splits["train"] + splits["val"] and (pair_folder / "p03_src.png").exists()
+    with pytest.raises(StageFailed, match="run the validate stage again"):
+        run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb2", accepted + ["gone"]))

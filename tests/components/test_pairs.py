@@ -23,3 +23,29 @@ def test_input_target_and_lq_gt_folders(tmp_path):
         (root / "x" / "img_tar.png").rename(root / tar / "0001.png")
         [pair] = find_pairs(root)
         assert pair.pair_id == "0001" and pair.input.parent.name == inp and pair.target.parent.name == tar
+
+
+def test_train_jsonl_manifest_lists_pairs_and_unlisted_files_still_pair(tmp_path):
+    import json
+
+    import pytest
+
+    from components.pairs import ManifestError
+
+    write_pair(tmp_path, "a")
+    write_pair(tmp_path, "loose")
+    (tmp_path / "a_src.png").rename(tmp_path / "IMG_1.png")
+    (tmp_path / "a_tar.png").rename(tmp_path / "IMG_1_edited.png")
+    lines = [{"id": "kitchen", "src": "IMG_1.png", "tar": "IMG_1_edited.png", "prompt": "ignored"},
+             {"input": "gone_src.jpg", "target": "gone_tar.jpg"}]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    pairs = {p.pair_id: p for p in find_pairs(tmp_path)}
+    assert set(pairs) == {"kitchen", "gone", "loose"}
+    assert pairs["kitchen"].input.name == "IMG_1.png" and pairs["kitchen"].complete
+    assert pairs["gone"].input.name == "gone_src.jpg" and not pairs["gone"].complete
+    (tmp_path / "train.jsonl").write_text('{"src": "IMG_1.png"}\n')
+    with pytest.raises(ManifestError, match=r"train.jsonl:1: needs an input"):
+        find_pairs(tmp_path)
+    (tmp_path / "train.jsonl").write_text('{"src": "IMG_1.png", "tar": "x.png"}\nnot json\n')
+    with pytest.raises(ManifestError, match=r"train.jsonl:2: not valid JSON"):
+        find_pairs(tmp_path)

@@ -4,7 +4,8 @@ import torch
 import yaml
 
 from components.config import Params
-from components.lmdb import LmdbPaths, run_lmdb
+from components.lmdb import run_lmdb
+from tests.conftest import lmdb_paths
 from components.model_io import load_model
 from components.train import TrainPaths, run_train
 
@@ -20,7 +21,7 @@ def test_trains_through_basicsr_and_logs_to_mlflow(pair_folder, params, tmp_path
     from mlflow import MlflowClient
 
     params = tiny(params)
-    run_lmdb(params.lmdb, LmdbPaths(pair_folder, tmp_path / "lmdb"))
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     result = run_train(params.train, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
     opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
@@ -44,7 +45,7 @@ def test_patch_larger_than_training_images_fails_before_training(pair_folder, pa
 
     from components.stage import StageFailed
 
-    run_lmdb(params.lmdb, LmdbPaths(pair_folder, tmp_path / "lmdb"))
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     big = tiny(params).train.model_copy(update={"patch_size": 90})  # fixture images are 80 px high
     with pytest.raises(StageFailed, match="smaller than train.patch_size=90"):
         run_train(big, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))

@@ -1,30 +1,43 @@
 """``brighthouse data add`` in a fresh project copy: a new DVC data version that repro sees."""
+import json
 import subprocess
 
+import pytest
 import yaml
 
-from tests.components.test_ingest import bad_delivery, digest
+from tests.components.test_ingest import digest
 from tests.conftest import tool_env
+from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
+
+pytestmark = pytest.mark.slow
 
 
 def test_delivery_makes_a_new_data_version_with_only_the_good_pairs(project_copy, tmp_path):
     inbox = tmp_path / "inbox"
-    bad_delivery(inbox)
+    build_delivery(inbox, project_copy / "data" / "coffee_0_tar.jpg")
     inbox_before = digest(inbox)
-    old_md5 = yaml.safe_load((project_copy / "data.dvc").read_text())["outs"][0]["md5"]
+    old = yaml.safe_load((project_copy / "data.dvc").read_text())["outs"][0]
     r = subprocess.run(["brighthouse", "data", "add", str(inbox)], cwd=project_copy, env=tool_env(),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "added 3" in r.stdout and "new data version" in r.stdout
-    for pair_id, reason in (("nopartner", "partner file missing"), ("cut", "target does not decode"),
-                            ("mismatch", "input and target differ in size"), ("empty", "input does not decode")):
+    good = sorted(GOOD + list(CONVERTED))
+    assert f"added {len(good)}," in r.stdout and "new data version" in r.stdout
+    for pair_id, reason in BAD.items():
         assert f"{pair_id}: {reason}" in r.stderr
+    assert "redelivered" in r.stderr and "looks like coffee_0" in r.stderr
     out = yaml.safe_load((project_copy / "data.dvc").read_text())["outs"][0]
-    assert out["md5"] != old_md5 and out["nfiles"] == 28 + 6
+    assert out["md5"] != old["md5"] and out["nfiles"] == old["nfiles"] + 2 * len(good)
     assert digest(inbox) == inbox_before
-    status = subprocess.run(["dvc", "status", "validate"], cwd=project_copy, env=tool_env(),
-                            capture_output=True, text=True)
-    assert "changed deps" in status.stdout and "data" in status.stdout
+
+    # dvc repro picks the new version up: the LMDBs hold exactly the old and the good new pairs
+    repro = subprocess.run(["dvc", "repro", "lmdb"], cwd=project_copy, env=tool_env(), capture_output=True, text=True)
+    assert repro.returncode == 0, repro.stderr[-3000:]
+    splits = json.loads((project_copy / "artifacts/lmdb/splits.json").read_text())
+    stored = sorted(splits["train"] + splits["val"])
+    assert set(good) <= set(stored) and len(stored) == old["nfiles"] // 2 + len(good)
+    notes = json.loads((project_copy / "artifacts/validate/report.json").read_text())["notes"]
+    assert "alpha channel flattened onto white" in notes["alpha"][0]
+
     # pushed to the default remote: a fresh checkout of this version can pull it
     (project_copy / "data" / "new0_src.png").unlink()
     subprocess.run(["dvc", "checkout", "-q", "data.dvc"], cwd=project_copy, env=tool_env(), check=True)

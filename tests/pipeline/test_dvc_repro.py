@@ -56,8 +56,9 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     assert failed.returncode != 0 and "failed the gate" in failed.stderr
     assert [str(v.version) for v in client.search_model_versions("name='brighthouse'")] == ["1"]
 
-    # A delivery with a broken pair: validate names it and nothing downstream runs.
+    # A broken pair under on_failure: fail: validate names it and nothing downstream runs.
     set_param(project_copy, "evaluate", ("gate", "min_psnr"), 0.0)
+    set_param(project_copy, "validate", ("on_failure",), "fail")
     dvc(project_copy, "unprotect", "data")
     (project_copy / "data" / "coffee_0_tar.jpg").unlink()
     broken = dvc(project_copy, "repro")
