@@ -40,10 +40,11 @@ def data_add(
     data: Path = typer.Option(Path("data"), help="the DVC-tracked dataset folder (relative to the repo)"),
     replace: bool = typer.Option(False, help="overwrite pairs that exist with different content"),
     version: bool = typer.Option(True, help="run dvc add (and dvc push) afterwards"),
+    move: bool = typer.Option(False, help="afterwards, delete inbox files of pairs now in the dataset"),
     params: Path = PARAMS,
 ) -> None:
     """Copy the good pairs of a delivery into the dataset and make a new data version."""
-    from components.ingest import IngestError, ingest, version_data
+    from components.ingest import IngestError, ingest, remove_ingested, version_data
     from components.stage import StageFailed
     from components.tracking import state_dir
     from components.validate import format_failures
@@ -61,6 +62,8 @@ def data_add(
                f"unchanged {len(summary['unchanged'])} pairs; report: {summary['report']}")
     if version and (summary["added"] or summary["replaced"]):
         typer.echo(f"new data version {version_data(data, Path.cwd())}: run `dvc repro` to train on it")
+    if move:
+        typer.echo(f"removed {len(remove_ingested(inbox, data, summary))} ingested files from {inbox}")
 
 
 @data_app.command("make-sample")

@@ -134,6 +134,22 @@ def ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, re
     return summary
 
 
+def remove_ingested(inbox: Path, data_dir: Path, summary: dict) -> list[Path]:
+    """Delete the inbox files of pairs that are now in the dataset (asked for with --move),
+    each only after checking the stored copy has the same bytes; rejected pairs stay."""
+    stored = set(summary["added"]) | set(summary["replaced"]) | set(summary["unchanged"])
+    removed = []
+    for pair in find_pairs(inbox):
+        if pair.pair_id not in stored:
+            continue
+        _, moves = plan_pair(pair, data_dir)
+        if all(dest.is_file() and _sha(dest) == _sha(src) for src, dest in moves):
+            for src, _ in moves:
+                src.unlink()
+                removed.append(src)
+    return removed
+
+
 def version_data(data_dir: Path, repo: Path) -> str:
     """``dvc add`` the dataset (and push when a default remote exists); returns its md5."""
     import yaml

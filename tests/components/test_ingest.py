@@ -84,3 +84,16 @@ def test_input_target_folders_are_normalised_to_src_tar(dataset, tmp_path, param
     (tmp_path / "x" / "room_tar.png").rename(inbox / "target" / "room.png")
     assert ingest(inbox, dataset, params.validate_, tmp_path / "state")["added"] == ["room"]
     assert (dataset / "room_src.png").exists() and (dataset / "room_tar.png").exists()
+
+
+def test_move_removes_only_what_is_safely_stored(dataset, tmp_path, params):
+    from components.ingest import remove_ingested
+
+    inbox = tmp_path / "inbox"
+    build_delivery(inbox, dataset / "old0_tar.png")
+    summary = ingest(inbox, dataset, params.validate_, tmp_path / "state")
+    (dataset / "new1_tar.png").write_bytes(b"changed after ingest")  # its inbox copy must survive
+    removed = {p.name for p in remove_ingested(inbox, dataset, summary)}
+    assert "new0_src.png" in removed and "phone_src.jpg" in removed
+    assert (inbox / "new1_tar.png").exists() and (inbox / "new1_src.png").exists()
+    assert all((inbox / f).exists() for f in ("swapped_src.png", "swapped_tar.png", "nopartner_src.png"))
