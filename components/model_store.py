@@ -1,4 +1,6 @@
-"""Resolve a registry alias to a local ONNX file and the tiling it was evaluated with."""
+"""Resolve a registry alias to a local ONNX file and the tiling it was evaluated with.
+
+Shared by serving and the champion re-evaluation; light (MLflow and YAML, imported lazily)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

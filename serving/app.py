@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from components.config import ServeConfig
 from components.imageio import ImageError, ImageTooLargeError, decode_rgb, encode
 from serving.engine import Engine
-from serving.model_source import NoModelError, alias_version, fetch
+from components.model_store import NoModelError, alias_version, fetch
 
 log = logging.getLogger(__name__)
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 
 from components.tiling import enhance_tiled, to_uint8
-from serving.model_source import ModelRef
+from components.model_store import ModelRef
 
 
 class Engine:

@@ -8,7 +8,7 @@ from components.config import ServeConfig
 from components.imageio import ImageError, encode, load_rgb
 from components.pairs import IMAGE_EXTS
 from serving.engine import Engine
-from serving.model_source import alias_version, fetch
+from components.model_store import alias_version, fetch
 
 
 def _inputs(path: Path) -> list[Path]:
