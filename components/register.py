@@ -73,6 +73,15 @@ def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict):
     return info.registered_model_version
 
 
+def _versions(client, name: str) -> list:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return []
+
+
 def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     from mlflow import MlflowClient
 
@@ -83,7 +92,10 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     use_tracking()
     client = MlflowClient()
     metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]"}
-    version = str(log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata))
+    # A retried task (registered, then failed before DVC recorded it) reuses its version.
+    same_run = [mv for mv in _versions(client, cfg.model_name) if mv.run_id == run_id]
+    version = str(same_run[0].version if same_run else
+                  log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata))
     for key, value in lineage_tags(metrics, run_id).items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
     aliases = [cfg.alias]

@@ -39,3 +39,34 @@ def list_versions(model_name: str) -> list[dict]:
                      "gate": mv.tags.get("gate", "?"), "val_psnr": mv.tags.get("val_psnr", "?"),
                      "val_ssim": mv.tags.get("val_ssim", "?"), "data_version": mv.tags.get("data_version", "?")})
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """Where a person opens the run: the server itself, or ``make mlflow-ui`` for the local store."""
+    from components.tracking import tracking_uri
+
+    uri = tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def challenger_summary(model_name: str, version: str) -> dict:
+    """The new version against the champion (as registered), also stored as tags on both the
+    version and its training run, so the UI shows it where people decide the promotion."""
+    from mlflow import MlflowClient
+
+    use_tracking()
+    client = MlflowClient()
+    mv = client.get_model_version(model_name, version)
+    champion = str(client.get_registered_model(model_name).aliases.get(CHAMPION, ""))
+    run = client.get_run(mv.run_id)
+    summary = {"version": version, "champion": champion or "none",
+               "val_psnr": float(mv.tags.get("val_psnr", "nan")), "val_ssim": float(mv.tags.get("val_ssim", "nan")),
+               "run": run_link(run.info.experiment_id, run.info.run_id)}
+    if champion and champion != version:
+        champ_psnr = float(client.get_model_version(model_name, champion).tags.get("val_psnr", "nan"))
+        summary["psnr_vs_champion_db"] = round(summary["val_psnr"] - champ_psnr, 4)
+    for key, value in summary.items():
+        client.set_model_version_tag(model_name, version, f"summary_{key}", str(value))
+        client.set_tag(run.info.run_id, f"summary_{key}", str(value))
+    return summary

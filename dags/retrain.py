@@ -1,58 +1,120 @@
-"""Retrain: the DVC pipeline's stages as Airflow tasks, in the same order.
+"""Retrain when editors deliver pairs: ingest -> version -> the DVC stages -> summary.
 
-Each task runs ``dvc repro --single-item <stage>`` in the project folder, so Airflow runs
-exactly what a user runs by hand, and DVC skips stages whose inputs did not change (a retried
-task does not redo finished work). Only small values (metrics, model version) go to XCom.
-Heavy imports stay inside the tasks: this file parses in milliseconds.
+Event-driven through an Airflow 3 asset watcher: ``FileDeleteTrigger`` on ``INBOX/READY``
+fires once the marker exists and deletes it, so every delivery's marker starts one run. A
+watcher rather than a sensor: the triggerer polls for every DAG in one async loop, no worker
+slot sits waiting, and a marker written last means half-copied folders are never read (each
+delivery also carries its own ``DELIVERY_COMPLETE``: see ``components/deliveries.py``).
+
+Tasks call the same component functions and ``dvc repro <stage>`` users run; the DAG holds no
+pipeline logic. ``max_active_runs=1`` queues deliveries; DVC skips finished stages and the
+ingest ledger skips finished deliveries, so retries redo nothing. Imports stay inside tasks:
+parsing this file touches no heavy module and no file.
 """
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import dag, task
+from airflow.providers.standard.triggers.file import FileDeleteTrigger
+from airflow.sdk import Asset, AssetWatcher, chain, dag, task
 
 STAGES = ("validate", "lmdb", "train", "evaluate", "export", "register")
-PROJECT_ENV = "BRIGHTHOUSE_PROJECT_DIR"
+READY = "READY"            # = components.deliveries.READY (not imported: parse stays light)
+TRAIN_POOL = "gpu"         # one training at a time on the GPU, whichever DAG asks
+BRANCH_ENV = "BRIGHTHOUSE_GIT_BRANCH"
+log = logging.getLogger(__name__)
 
 
-def project_dir() -> str:
-    return os.environ.get(PROJECT_ENV, str(Path(__file__).resolve().parents[1]))
+def _inbox() -> Path:
+    default = Path(os.environ.get("BRIGHTHOUSE_PROJECT_DIR", Path(__file__).resolve().parents[1])) / "inbox"
+    return Path(os.environ.get("BRIGHTHOUSE_INBOX", default)).resolve()
 
 
-def repro(stage: str) -> dict:
-    """Run one DVC stage in the project; return the small JSON result it leaves, if any."""
-    import json
-    import subprocess
-    import sys
+def report_failure(context) -> None:
+    """Say which step failed and why, in the task log (and any alerting attached to it)."""
+    ti = context["task_instance"]
+    log.error("retrain failed at step '%s' (try %s): %s", ti.task_id, ti.try_number, context.get("exception"))
 
-    project = Path(project_dir())
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=project, env=env, check=True)
-    results = {"evaluate": "artifacts/evaluate/metrics.json", "register": "artifacts/register/registered.json"}
-    if stage not in results:
-        return {"stage": stage}
-    payload = json.loads((project / results[stage]).read_text())
-    return {k: v for k, v in payload.items() if k != "per_image"}
+
+DELIVERY = Asset(
+    name="brighthouse_delivery",
+    uri=(_inbox() / READY).as_uri(),
+    watchers=[AssetWatcher(name="delivery_ready", trigger=FileDeleteTrigger(filepath=str(_inbox() / READY),
+                                                                           poke_interval=5.0))],
+)
+BACKOFF = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True}
+
+
+@task.short_circuit(**BACKOFF)
+def ingest() -> bool:
+    """Take in every complete delivery; False (skip the rest, run ends green) when none
+    brought a usable pair. The per-delivery reports are named in the log."""
+    from components.config import load_params
+    from components.deliveries import ingest_deliveries
+    from components.pipeline import enter_project, inbox_dir
+    from components.tracking import state_dir
+
+    enter_project()
+    result = ingest_deliveries(inbox_dir(), Path("data"), load_params("params.yaml").validate_, state_dir())
+    for d in result["deliveries"]:
+        log.info("delivery %s: %d added, %d replaced, %d rejected %s; report %s", d["delivery"], len(d["added"]),
+                 len(d["replaced"]), len(d["rejected"]), d["rejected"], d.get("report") or d.get("refused"))
+    if not result["changed_pairs"]:
+        log.warning("no new or changed pairs in %d deliveries: nothing to train on", len(result["deliveries"]))
+    return result["changed_pairs"] > 0
+
+
+@task(**BACKOFF)
+def version() -> str:
+    """``dvc add data`` (+ ``dvc push`` to the default remote): the new data version."""
+    from components.ingest import version_data
+    from components.pipeline import enter_project
+
+    return version_data(Path("data"), enter_project())
+
+
+def stage(name: str) -> dict:
+    from components.pipeline import repro
+
+    return repro(name)
+
+
+@task
+def summary(registered: dict) -> dict:
+    """Challenger vs champion, logged and tagged in MLflow; optionally committed to a branch."""
+    from components.pipeline import enter_project
+    from components.registry import challenger_summary
+
+    project = enter_project()
+    result = challenger_summary(registered["model_name"], registered["version"])
+    branch = os.environ.get(BRANCH_ENV)
+    if branch:
+        from components.git_branch import commit_to_branch, is_git_checkout
+
+        if is_git_checkout(project):
+            message = f"retrain: {registered['model_name']} version {registered['version']}"
+            result["commit"] = commit_to_branch(project, branch, ["data.dvc", "dvc.lock"], message)
+    log.info("retrain summary: %s", result)
+    return result
 
 
 @dag(
     dag_id="retrain",
-    schedule=None,
+    schedule=[DELIVERY],
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": report_failure},
     tags=["brighthouse"],
 )
 def retrain():
-    previous = None
-    for stage in STAGES:
-        step = task(task_id=stage)(repro)(stage)
-        if previous is not None:
-            previous >> step
-        previous = step
+    extra = {"train": {"pool": TRAIN_POOL, "retries": 0}, "register": BACKOFF}
+    stages = [task(task_id=name, **extra.get(name, {}))(stage)(name) for name in STAGES]
+    chain(ingest(), version(), *stages)
+    summary(stages[-1])
 
 
 retrain()

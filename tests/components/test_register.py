@@ -42,3 +42,42 @@ def test_promote_moves_champion_and_refuses_ungated_versions(params, tmp_path, m
         promote("brighthouse", "99")
     rows = list_versions("brighthouse")
     assert [r["version"] for r in rows] == [v2, v1] and "champion" in rows[0]["aliases"]
+
+
+def test_a_retried_register_reuses_its_version(params, tmp_path, mlflow_store):
+    dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
+    first, again = run_register(params.register_, paths), run_register(params.register_, paths)
+    assert first["version"] == again["version"] == "1"
+    assert len(MlflowClient().search_model_versions("name='brighthouse'")) == 1
+
+
+def test_challenger_summary_compares_with_the_champion_and_tags_it(params, tmp_path, mlflow_store):
+    from components.registry import challenger_summary
+
+    _register(params, tmp_path, "a")
+    v2 = _register(params, tmp_path, "b")["version"]
+    MlflowClient().set_model_version_tag("brighthouse", v2, "val_psnr", "26.5000")
+    summary = challenger_summary("brighthouse", v2)
+    assert summary["champion"] == "1" and summary["psnr_vs_champion_db"] == pytest.approx(1.5)
+    assert summary["run"].startswith("http://127.0.0.1:5000/#/experiments/")
+    mv = MlflowClient().get_model_version("brighthouse", v2)
+    assert mv.tags["summary_psnr_vs_champion_db"] == "1.5"
+    assert MlflowClient().get_run(mv.run_id).data.tags["summary_champion"] == "1"
+
+
+def test_champion_reevaluation_records_drift(params, tmp_path, mlflow_store, pair_folder):
+    import json
+
+    from components.lmdb import run_lmdb
+    from components.monitor import reevaluate_champion
+    from tests.conftest import lmdb_paths
+
+    _register(params, tmp_path, "a")  # an ONNX computing x*0.5+0.1, registered with val_psnr 25
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    result = reevaluate_champion("brighthouse", tmp_path / "lmdb", tmp_path / "none.dvc", tmp_path / "check.json")
+    assert result["version"] == "1" and result["images"] == 2
+    assert result["drift_db"] == pytest.approx(result["psnr"] - 25.0)
+    assert json.loads((tmp_path / "check.json").read_text())["psnr"] == result["psnr"]
+    tags = MlflowClient().get_model_version("brighthouse", "1").tags
+    assert float(tags["last_check_psnr"]) == pytest.approx(result["psnr"], abs=1e-6)

@@ -1,29 +1,69 @@
-"""``airflow dags test`` runs the retrain DAG end to end on a project copy (tiny settings)."""
+"""``airflow dags test`` runs the DAGs end to end on a project copy (tiny settings)."""
 import subprocess
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
+from components.deliveries import COMPLETE
+from components.register import RegisterPaths, run_register
+from components.tracking import use_tracking
+from tests.conftest import fake_stage_outputs
 from tests.dags.conftest import airflow_env
+from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
 
 pytestmark = pytest.mark.slow
 
 
-def test_dag_run_registers_a_model(project_copy, airflow_home):
+def airflow(env, cwd, *args, timeout=1500):
+    r = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr
+
+
+def nfiles(project):
+    return yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["nfiles"]
+
+
+def test_deliveries_train_a_challenger_and_leave_the_champion(project_copy, airflow_home, tmp_path, monkeypatch, params):
     raw = yaml.safe_load((project_copy / "params.yaml").read_text())
     raw["train"]["iterations"] = 20
     raw["evaluate"]["gate"] = {"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0}
     (project_copy / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("BRIGHTHOUSE_HOME", str(project_copy / ".brighthouse"))  # the project's own store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    use_tracking()
+    dirs = fake_stage_outputs(tmp_path / "champion", 0.5, 0.1)
+    run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    client = MlflowClient()
+
+    inbox = project_copy / "inbox"
+    build_delivery(inbox / "batch-1", project_copy / "data" / "coffee_0_tar.jpg")
+    (inbox / "batch-1" / COMPLETE).touch()
+    before = nfiles(project_copy)
     env = airflow_env(airflow_home, project_copy / "dags", BRIGHTHOUSE_PROJECT_DIR=str(project_copy))
-    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, cwd=airflow_home.parent)
-    r = subprocess.run(["airflow", "dags", "test", "retrain"], env=env, capture_output=True, text=True,
-                       cwd=airflow_home.parent, timeout=1500)
-    log = r.stdout + r.stderr
-    assert r.returncode == 0 and "state=success" in log, log[-4000:]
+    assert airflow(env, tmp_path, "db", "migrate")[0] == 0
+    assert airflow(env, tmp_path, "pools", "set", "gpu", "1", "training")[0] == 0
+    code, log = airflow(env, tmp_path, "dags", "test", "retrain")
+    assert code == 0 and "state=success" in log, log[-5000:]
+    assert nfiles(project_copy) == before + 2 * len(GOOD + list(CONVERTED))
+    aliases = {k: str(v) for k, v in client.get_registered_model("brighthouse").aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "2"}
+    tags = client.get_model_version("brighthouse", "2").tags
+    assert tags["summary_champion"] == "1" and "summary_psnr_vs_champion_db" in tags
+    assert all(pair_id in log for pair_id in BAD)  # each rejected pair is named in the task log
 
-    from mlflow import MlflowClient
+    # A delivery of only bad pairs: the run ends cleanly, says why, and registers nothing.
+    build_delivery(tmp_path / "scratch", project_copy / "data" / "coffee_0_tar.jpg")
+    (inbox / "batch-2").mkdir()
+    for pair_id in ("swapped", "nopartner", "cut"):
+        for f in (tmp_path / "scratch").glob(f"{pair_id}_*"):
+            f.rename(inbox / "batch-2" / f.name)
+    (inbox / "batch-2" / COMPLETE).touch()
+    code, log = airflow(env, tmp_path, "dags", "test", "retrain")
+    assert code == 0 and "state=success" in log and "nothing to train on" in log, log[-5000:]
+    assert len(client.search_model_versions("name='brighthouse'")) == 2
 
-    uri = f"sqlite:///{project_copy / '.brighthouse' / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    assert str(client.get_model_version_by_alias("brighthouse", "challenger").version) == "1"
-    assert (project_copy / "artifacts/register/registered.json").exists()
+    # The weekly check re-scores the champion on the latest val split.
+    code, log = airflow(env, tmp_path, "dags", "test", "champion_check")
+    assert code == 0 and "state=success" in log, log[-5000:]
+    assert "last_check_drift_db" in client.get_model_version("brighthouse", "1").tags

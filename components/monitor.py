@@ -1,0 +1,67 @@
+"""Re-evaluate the current champion on the latest validation split, and record the drift.
+
+Data grows and the val split grows with it; the number a champion was registered with goes
+stale. This scores the served artifact (the registered ONNX, through onnxruntime, with the
+tiling recorded beside it) on today's split, logs it to the ``champion-monitoring``
+experiment and tags the model version, so drift shows in the registry where people promote.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from components.config import TilingConfig
+from components.evaluate import score_pairs
+from components.export import ort_session
+from components.lmdb import read_lmdb
+from components.model_store import alias_version, fetch
+from components.register import CHAMPION, data_version
+from components.stage import write_json
+from components.tracking import get_or_create_experiment, use_tracking
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "champion-monitoring"
+
+
+def ort_runner(onnx_path: Path):
+    """A ``tiling.BatchFn`` over an ONNX model in onnxruntime (CPU)."""
+    session = ort_session(onnx_path)
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch.astype(np.float32)})[0]
+
+
+def _record(model_name: str, result: dict) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    with mlflow.start_run(experiment_id=get_or_create_experiment(EXPERIMENT), run_name=f"champion-v{result['version']}"):
+        mlflow.log_params({"version": result["version"], "data_version": result["data_version"]})
+        mlflow.log_metrics({k: result[k] for k in ("psnr", "ssim", "drift_db")})
+    client = MlflowClient()
+    for key in ("psnr", "ssim", "drift_db", "data_version", "checked_at"):
+        client.set_model_version_tag(model_name, result["version"], f"last_check_{key}", str(result[key]))
+
+
+def reevaluate_champion(model_name: str, lmdb_dir: Path, dvc_file: Path, out: Path) -> dict:
+    """Score ``champion`` on ``lmdb_dir``'s val split; returns (and writes) the small result."""
+    use_tracking()
+    from mlflow import MlflowClient
+
+    version = alias_version(model_name, CHAMPION)
+    ref = fetch(model_name, CHAMPION, version)
+    lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
+    rows = score_pairs(lq, gt, ort_runner(ref.onnx_path), TilingConfig(**ref.tiling))
+    psnr_now = float(np.mean([r["psnr"] for r in rows]))
+    registered = float(MlflowClient().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
+    result = {"version": version, "images": len(rows), "psnr": psnr_now,
+              "ssim": float(np.mean([r["ssim"] for r in rows])), "registered_psnr": registered,
+              "drift_db": psnr_now - registered, "data_version": data_version(dvc_file),
+              "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _record(model_name, result)
+    write_json(out, result)
+    log.info("champion v%s: %.2f dB now vs %.2f dB at registration (drift %+.2f dB)",
+             version, psnr_now, registered, result["drift_db"])
+    return result

@@ -1,0 +1,45 @@
+"""Run the project's DVC stages from a scheduler, exactly as a user runs them by hand.
+
+Plain functions (no Airflow import): the DAGs call them inside their tasks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ENV = "BRIGHTHOUSE_PROJECT_DIR"
+INBOX_ENV = "BRIGHTHOUSE_INBOX"
+# the small JSON each stage leaves, returned to the scheduler (XCom) after it runs
+RESULTS = {"evaluate": "artifacts/evaluate/metrics.json", "register": "artifacts/register/registered.json"}
+
+
+def project_dir() -> Path:
+    """The project checkout: ``BRIGHTHOUSE_PROJECT_DIR``, else the repo this package sits in."""
+    return Path(os.environ.get(PROJECT_ENV, Path(__file__).resolve().parents[1])).resolve()
+
+
+def inbox_dir() -> Path:
+    return Path(os.environ.get(INBOX_ENV, project_dir() / "inbox")).resolve()
+
+
+def enter_project() -> Path:
+    """chdir into the project, where relative paths (data/, .brighthouse/) resolve. Each
+    Airflow task runs in its own process, so this does not leak into other tasks."""
+    project = project_dir()
+    os.chdir(project)
+    return project
+
+
+def repro(stage: str, single: bool = True) -> dict:
+    """``dvc repro [--single-item] <stage>`` in the project; the stage's small result, if any."""
+    project = project_dir()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "dvc", "repro", *(["--single-item"] if single else []), stage]
+    subprocess.run(cmd, cwd=project, env=env, check=True)
+    if stage not in RESULTS:
+        return {"stage": stage}
+    payload = json.loads((project / RESULTS[stage]).read_text())
+    return {k: v for k, v in payload.items() if k != "per_image"}

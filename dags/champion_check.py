@@ -1,0 +1,42 @@
+"""Weekly: re-evaluate the current champion on the latest validation split and record drift.
+
+``lmdb`` brings the split up to date (``dvc repro lmdb``, validate included); the check scores
+the registered ONNX with its recorded tiling (``components/monitor.py``). DVC holds a repo
+lock, so if a retraining run is busy the first task waits through its retries.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import chain, dag, task
+
+
+@task(retries=4, retry_delay=timedelta(minutes=5), retry_exponential_backoff=True)
+def lmdb() -> dict:
+    from components.pipeline import repro
+
+    return repro("lmdb", single=False)
+
+
+@task
+def champion_check() -> dict:
+    from pathlib import Path
+
+    from components.config import load_params
+    from components.monitor import reevaluate_champion
+    from components.pipeline import enter_project
+    from components.tracking import state_dir
+
+    enter_project()
+    name = load_params("params.yaml").register_.model_name
+    out = state_dir() / "monitoring" / f"{datetime.now():%Y%m%dT%H%M%S}.json"
+    return reevaluate_champion(name, Path("artifacts/lmdb"), Path("data.dvc"), out)
+
+
+@dag(dag_id="champion_check", schedule="@weekly", start_date=datetime(2026, 1, 1), catchup=False,
+     max_active_runs=1, tags=["brighthouse"])
+def champion_check_dag():
+    chain(lmdb(), champion_check())
+
+
+champion_check_dag()
