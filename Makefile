@@ -6,7 +6,16 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed-stamp
 MLFLOW_PORT ?= 5000
 
-.PHONY: install demo test test-fast mlflow-ui serve lock
+AIRFLOW_PORT ?= 8080
+# Airflow on this machine: state under .brighthouse/airflow, our dags/, deliveries in inbox/.
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.brighthouse/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	AIRFLOW__CORE__PARALLELISM=$(shell nproc) AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	BRIGHTHOUSE_PROJECT_DIR=$(CURDIR)
+
+.PHONY: install demo test test-fast mlflow-ui serve airflow lock
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +51,12 @@ mlflow-ui: install
 
 serve: install
 	brighthouse serve
+
+airflow: install
+	mkdir -p inbox .brighthouse/airflow
+	$(AIRFLOW_ENV) airflow db migrate
+	$(AIRFLOW_ENV) airflow pools set gpu 1 "one training at a time"
+	$(AIRFLOW_ENV) airflow standalone
 
 # Re-freeze the lock after changing dependencies in pyproject.toml.
 lock: install

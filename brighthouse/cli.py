@@ -66,6 +66,23 @@ def data_add(
         typer.echo(f"removed {len(remove_ingested(inbox, data, summary))} ingested files from {inbox}")
 
 
+@data_app.command("deliver")
+def data_deliver(
+    folder: Path,
+    inbox: Path = typer.Option(Path("inbox"), help="the inbox the retrain DAG watches"),
+    name: str | None = typer.Option(None, help="delivery name (default: the folder's name)"),
+) -> None:
+    """Drop FOLDER into the inbox as one complete delivery: Airflow's retrain DAG takes it from there."""
+    from components.deliveries import deliver
+
+    try:
+        target = deliver(folder, inbox, name)
+    except (FileExistsError, FileNotFoundError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"delivered to {target}; the retrain DAG starts within seconds if Airflow runs (make airflow)")
+
+
 @data_app.command("make-sample")
 def data_make_sample(out: Path) -> None:
     """Rebuild the bundled sample pairs (already tracked in data.dvc) into OUT."""

@@ -63,7 +63,10 @@ def ingest_deliveries(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_di
 
 def deliver(source: Path, inbox: Path, name: str | None = None) -> Path:
     """Copy ``source`` into the inbox as one delivery, following the protocol above."""
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such folder")
     name = name or source.name
+    inbox.mkdir(parents=True, exist_ok=True)
     final = inbox / name
     if final.exists():
         raise FileExistsError(f"{final} already exists: choose another --name")

@@ -1,6 +1,6 @@
 """Weekly: re-evaluate the current champion on the latest validation split and record drift.
 
-``lmdb`` brings the split up to date (``dvc repro lmdb``, validate included); the check scores
+``champion`` ends the run cleanly when none is registered yet; ``lmdb`` brings the split up to date (``dvc repro lmdb``, validate included); the check scores
 the registered ONNX with its recorded tiling (``components/monitor.py``). DVC holds a repo
 lock, so if a retraining run is busy the first task waits through its retries.
 """
@@ -9,6 +9,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import chain, dag, task
+
+
+@task.short_circuit
+def champion() -> bool:
+    """Nothing to check before the first model is registered: end the run cleanly."""
+    from components.config import load_params
+    from components.model_store import NoModelError, alias_version
+    from components.pipeline import enter_project
+
+    enter_project()
+    try:
+        return bool(alias_version(load_params("params.yaml").register_.model_name, "champion"))
+    except NoModelError as exc:
+        print(f"skipping: {exc}")
+        return False
 
 
 @task(retries=4, retry_delay=timedelta(minutes=5), retry_exponential_backoff=True)
@@ -36,7 +51,7 @@ def champion_check() -> dict:
 @dag(dag_id="champion_check", schedule="@weekly", start_date=datetime(2026, 1, 1), catchup=False,
      max_active_runs=1, tags=["brighthouse"])
 def champion_check_dag():
-    chain(lmdb(), champion_check())
+    chain(champion(), lmdb(), champion_check())
 
 
 champion_check_dag()

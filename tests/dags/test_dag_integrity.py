@@ -49,7 +49,7 @@ def test_dags_load_fast_and_wire_the_pipeline(airflow_home, tmp_path):
     assert info["parse_s"]["retrain"] < 5 and info["parse_s"]["champion_check"] < 0.5
     steps = ["ingest", "version", "validate", "lmdb", "train", "evaluate", "export", "register", "summary"]
     assert info["edges"]["retrain"] == sorted([a, b] for a, b in zip(steps, steps[1:]))
-    assert info["edges"]["champion_check"] == [["lmdb", "champion_check"]]
+    assert info["edges"]["champion_check"] == [["champion", "lmdb"], ["lmdb", "champion_check"]]
     assert info["max_active_runs"] == [1, 1] and info["callback"]
     assert info["pools"]["train"] == "gpu" and info["pools"]["validate"] == "default_pool"
     assert info["retries"]["ingest"] == 3 and info["retries"]["train"] == 0
