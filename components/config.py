@@ -53,6 +53,12 @@ class TrainConfig(_Section):
     eta_min: float = 1e-6
     num_workers: int = Field(0, ge=0)
     log_every: int = Field(20, gt=0)
+    ema_decay: float = Field(0.0, ge=0, lt=1)        # 0 = off; e.g. 0.999 keeps an EMA copy to export
+    grad_clip: float = Field(0.0, ge=0)              # max gradient norm; 0 = off
+    colour_weight: float = Field(0.0, ge=0)          # ChromaLoss weight (components/losses.py)
+    perceptual_weight: float = Field(0.0, ge=0)      # VGG19 perceptual loss; needs its weights cached
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    channels_last: bool = True                       # CUDA only: faster convolutions on tensor cores
     device: Literal["auto", "cpu", "cuda"] = "auto"
     experiment: str = "brighthouse"
 
@@ -67,9 +73,13 @@ class GateConfig(_Section):
     min_psnr: float = 0.0
     min_ssim: float = 0.0
     min_psnr_gain_over_identity: float = 0.0
+    min_psnr_gain_over_baseline: float = 0.0
+    max_ciede2000_mean: float = Field(100.0, gt=0)
+    max_regression_vs_champion_db: float = Field(0.1, ge=0)
 
 
 class EvaluateConfig(_Section):
+    model_name: str = "brighthouse"  # whose champion a new model must not regress against
     tiling: TilingConfig = TilingConfig()
     gate: GateConfig = GateConfig()
 

@@ -19,7 +19,16 @@ THUMB = 192  # px, long side
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:6px;vertical-align:top;text-align:left}
-img{display:block;max-width:%dpx}.missing{color:#a00;font-style:italic}""" % THUMB
+img{display:block}.missing{color:#a00;font-style:italic}"""
+
+
+def embed_jpeg(rgb, max_side: int = THUMB, alt: str = "") -> str:
+    """An <img> tag holding ``rgb`` (uint8 HxWx3) scaled to ``max_side``, inline as base64 JPEG."""
+    img = Image.fromarray(rgb)
+    img.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return f'<img alt="{html.escape(alt)}" src="data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def thumbnail(path: str | None) -> str:
@@ -30,11 +39,7 @@ def thumbnail(path: str | None) -> str:
         rgb = read_image(path, flatten_alpha=True).rgb
     except ImageError as exc:
         return f'<span class="missing">{html.escape(str(exc).split(": ", 1)[-1])}</span>'
-    img = Image.fromarray(rgb)
-    img.thumbnail((THUMB, THUMB))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=80)
-    return f'<img alt="{html.escape(Path(path).name)}" src="data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return embed_jpeg(rgb, THUMB, Path(path).name)
 
 
 def _failure_rows(report: dict) -> str:

@@ -1,9 +1,11 @@
-"""Stage ``evaluate``: full-resolution tiled inference on the val split, and the gate.
+"""Stage ``evaluate``: score what will be served, on the val split at full resolution, and gate.
 
-The model runs through ``tiling.enhance_tiled`` with the tiling serving will use. Each
-image is scored against its target and so is the identity baseline (input as output); the
-gate compares the means with the floors in params.yaml. metrics.json is written either
-way, so a failed gate is visible in ``dvc metrics show``; then the stage fails.
+The exported ONNX runs in onnxruntime through ``tiling.enhance_tiled`` with the tiling serving
+uses. Per image: PSNR, SSIM, CIEDE2000 (mean, p95), LPIPS when its weights are here; the same
+split is scored for the identity baseline (input as output), for global tone curves fitted on
+the training pairs (``components/baseline.py``) and for the current ``champion``. The gate
+(params.yaml) wants floors met, both baselines beaten and no regression against the champion.
+metrics.json and report.html are written either way; then a failing model stops the pipeline.
 """
 from __future__ import annotations
 
@@ -14,76 +16,141 @@ from pathlib import Path
 
 import numpy as np
 
+from components.baseline import apply_tone_curves, fit_tone_curves
 from components.config import EvaluateConfig, GateConfig, TilingConfig
-from components.lmdb import read_lmdb
-from components.metrics import psnr, ssim
-from components.model_io import load_model, torch_runner
+from components.lmdb import iter_lmdb, read_lmdb
+from components.metrics import ciede2000, psnr, ssim
 from components.stage import StageFailed, run_stage, write_json
 from components.tiling import BatchFn, enhance_tiled
 
 log = logging.getLogger(__name__)
+WORST = 3  # triptychs in the report
 
 
 @dataclass(frozen=True)
 class EvaluatePaths:
     lmdb: Path
     train: Path
+    export: Path
     out: Path
 
 
-def score_pairs(lq: dict, gt: dict, run_batch: BatchFn, tiling: TilingConfig) -> list[dict]:
-    rows = []
+def score_image(out: np.ndarray, gt: np.ndarray, lq: np.ndarray, curves=None, lpips_fn=None) -> dict:
+    de_mean, de_p95 = ciede2000(out, gt)
+    row = {"psnr": psnr(out, gt), "ssim": ssim(out, gt), "ciede2000_mean": de_mean, "ciede2000_p95": de_p95,
+           "identity_psnr": psnr(lq, gt), "identity_ssim": ssim(lq, gt)}
+    if curves is not None:
+        row["baseline_psnr"] = psnr(apply_tone_curves(lq, curves), gt)
+    if lpips_fn is not None:
+        row["lpips"] = lpips_fn(out, gt)
+    return row
+
+
+def score_pairs(lq: dict, gt: dict, run_batch: BatchFn, tiling: TilingConfig, curves=None, lpips_fn=None,
+                keep_worst: int = 0) -> tuple[list[dict], list]:
+    """Rows per image, and the ``keep_worst`` lowest-PSNR images as (key, input, output, target)."""
+    rows, worst = [], []
     for key in sorted(gt):
         out = enhance_tiled(lq[key], run_batch, tiling.tile, tiling.overlap, tiling.batch)
-        rows.append({"image": key, "psnr": psnr(out, gt[key]), "ssim": ssim(out, gt[key]),
-                     "identity_psnr": psnr(lq[key], gt[key]), "identity_ssim": ssim(lq[key], gt[key])})
+        rows.append({"image": key, **score_image(out, gt[key], lq[key], curves, lpips_fn)})
         log.info("%s: %.2f dB (identity %.2f dB)", key, rows[-1]["psnr"], rows[-1]["identity_psnr"])
-    return rows
+        if keep_worst:
+            worst = sorted(worst + [(rows[-1]["psnr"], key, lq[key], out, gt[key])], key=lambda w: w[0])[:keep_worst]
+    return rows, [w[1:] for w in worst]
 
 
 def apply_gate(summary: dict, gate: GateConfig) -> list[str]:
-    """Reasons the model fails the gate; empty when it passes."""
-    reasons = []
-    if summary["psnr"] < gate.min_psnr:
-        reasons.append(f"PSNR {summary['psnr']:.2f} dB < floor {gate.min_psnr} dB")
-    if summary["ssim"] < gate.min_ssim:
-        reasons.append(f"SSIM {summary['ssim']:.4f} < floor {gate.min_ssim}")
+    """Reasons the model fails the gate; empty when it passes. Comparisons whose numbers are
+    missing (no champion yet, no baseline) are not applied."""
+    checks = [
+        (summary["psnr"] < gate.min_psnr, f"PSNR {summary['psnr']:.2f} dB < floor {gate.min_psnr} dB"),
+        (summary["ssim"] < gate.min_ssim, f"SSIM {summary['ssim']:.4f} < floor {gate.min_ssim}"),
+    ]
     gain = summary["psnr"] - summary["identity_psnr"]
-    if gain < gate.min_psnr_gain_over_identity:
-        reasons.append(f"PSNR gain over identity {gain:.2f} dB < {gate.min_psnr_gain_over_identity} dB")
-    return reasons
+    checks.append((gain < gate.min_psnr_gain_over_identity,
+                   f"PSNR gain over identity {gain:.2f} dB < {gate.min_psnr_gain_over_identity} dB"))
+    if "baseline_psnr" in summary:
+        gain = summary["psnr"] - summary["baseline_psnr"]
+        checks.append((gain < gate.min_psnr_gain_over_baseline, f"PSNR gain over the tone-curve baseline "
+                       f"{gain:.2f} dB < {gate.min_psnr_gain_over_baseline} dB"))
+    if "ciede2000_mean" in summary:
+        checks.append((summary["ciede2000_mean"] > gate.max_ciede2000_mean, f"colour error CIEDE2000 "
+                       f"{summary['ciede2000_mean']:.2f} > {gate.max_ciede2000_mean}"))
+    if "champion_psnr" in summary:
+        drop = summary["champion_psnr"] - summary["psnr"]
+        checks.append((drop > gate.max_regression_vs_champion_db, f"{drop:.2f} dB worse than champion "
+                       f"v{summary['champion_version']} on the same split (tolerance "
+                       f"{gate.max_regression_vs_champion_db} dB)"))
+    return [reason for failed, reason in checks if failed]
 
 
-def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig) -> dict:
+def summarize(rows: list[dict]) -> dict:
+    keys = [k for k in rows[0] if k != "image"]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, curves=None, lpips_fn=None,
+                   extra: dict | None = None) -> dict:
+    """Score ``run_batch`` on the val split and gate it; ``extra`` adds comparisons (champion)."""
     lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
-    rows = score_pairs(lq, gt, run_batch, cfg.tiling)
-    summary = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "identity_psnr", "identity_ssim")}
+    rows, worst = score_pairs(lq, gt, run_batch, cfg.tiling, curves, lpips_fn, keep_worst=WORST)
+    summary = {**summarize(rows), **(extra or {})}
     reasons = apply_gate(summary, cfg.gate)
     return {**summary, "images": len(rows), "gate_passed": not reasons, "gate_reasons": reasons,
-            "tiling": cfg.tiling.model_dump(), "per_image": rows}
+            "tiling": cfg.tiling.model_dump(), "per_image": rows, "worst": worst}
 
 
-def _log_to_run(run_id: str, result: dict) -> None:
+def champion_score(lmdb_dir: Path, model_name: str) -> dict:
+    """The current champion's PSNR on this split (its own ONNX and tiling); {} if none yet."""
+    from components.export import ort_runner
+    from components.model_store import NoModelError, alias_version, fetch
+    from components.register import CHAMPION
+
+    try:
+        ref = fetch(model_name, CHAMPION, alias_version(model_name, CHAMPION))
+    except NoModelError:
+        return {}
+    lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
+    rows, _ = score_pairs(lq, gt, ort_runner(ref.onnx_path), TilingConfig(**ref.tiling))
+    return {"champion_version": ref.version, "champion_psnr": float(np.mean([r["psnr"] for r in rows]))}
+
+
+def fit_baseline(lmdb_dir: Path) -> np.ndarray:
+    pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train" / "lq.lmdb")),
+                (img for _, img in iter_lmdb(lmdb_dir / "train" / "gt.lmdb")))
+    return fit_tone_curves(pairs)
+
+
+def _log_to_run(run_id: str, result: dict, report: Path) -> None:
     import mlflow
 
-    from components.tracking import use_tracking
-
-    use_tracking()
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"val/{k}": result[k] for k in ("psnr", "ssim", "identity_psnr", "identity_ssim")})
+        mlflow.log_metrics({f"val/{k}": v for k, v in result.items()
+                            if isinstance(v, float) and k != "champion_version"})
         mlflow.set_tag("gate", "passed" if result["gate_passed"] else "failed")
+        mlflow.log_artifact(str(report), "evaluation")
 
 
 def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
-    model = load_model(paths.train / "model.pth")
-    result = evaluate_model(torch_runner(model), paths.lmdb, cfg)
+    from components.eval_report import write_report
+    from components.export import ort_runner
+    from components.perceptual import lpips_scorer
+    from components.tracking import use_tracking
+
+    use_tracking()
+    lpips_fn, lpips_note = lpips_scorer()
+    result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, fit_baseline(paths.lmdb),
+                            lpips_fn, champion_score(paths.lmdb, cfg.model_name))
+    if lpips_fn is None:
+        result["lpips"] = lpips_note
+    worst = result.pop("worst")
+    report = write_report(result, worst, paths.out / "report.html")
     write_json(paths.out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})
     write_json(paths.out / "per_image.json", result["per_image"])
-    run_id = json.loads((paths.train / "run.json").read_text())["run_id"]
-    _log_to_run(run_id, result)
+    _log_to_run(json.loads((paths.train / "run.json").read_text())["run_id"], result, report)
     if not result["gate_passed"]:
         raise StageFailed("the model failed the gate: " + "; ".join(result["gate_reasons"]))
-    return {k: result[k] for k in ("psnr", "ssim", "identity_psnr", "gate_passed")}
+    return {k: result[k] for k in ("psnr", "ssim", "baseline_psnr", "identity_psnr", "gate_passed")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,13 @@ def ort_session(path: Path, providers: list[str] | None = None):
     return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
 
 
+def ort_runner(onnx_path: Path):
+    """A ``tiling.BatchFn`` over an ONNX model in onnxruntime (CPU), as serving runs it."""
+    session = ort_session(onnx_path)
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch.astype(np.float32)})[0]
+
+
 def check_inputs(lmdb_dir: Path, size: int) -> dict[str, np.ndarray]:
     """A random batch and a real val crop, both with odd sizes to exercise padding."""
     rng = np.random.default_rng(0)

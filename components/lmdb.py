@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,17 +132,22 @@ def write_split(pairs: list[Pair], out: Path, cfg: LmdbConfig, subimages: bool) 
     return len(writer.meta)
 
 
+def iter_lmdb(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(key, RGB float32 in [0, 1]) for each image of a BasicSR LMDB, one at a time."""
+    keys = [line.split(".")[0] for line in (path / "meta_info.txt").read_text().splitlines()]
+    env = lmdb.open(str(path), readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            for key in keys:
+                buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
+                yield key, cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+    finally:
+        env.close()
+
+
 def read_lmdb(path: Path) -> dict[str, np.ndarray]:
     """All images of a BasicSR LMDB as RGB float32 in [0, 1], keyed as in meta_info.txt."""
-    keys = [line.split(".")[0] for line in (path / "meta_info.txt").read_text().splitlines()]
-    images = {}
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    with env.begin() as txn:
-        for key in keys:
-            buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
-            images[key] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
-    env.close()
-    return images
+    return dict(iter_lmdb(path))
 
 
 def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:

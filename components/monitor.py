@@ -15,7 +15,7 @@ import numpy as np
 
 from components.config import TilingConfig
 from components.evaluate import score_pairs
-from components.export import ort_session
+from components.export import ort_runner
 from components.lmdb import read_lmdb
 from components.model_store import alias_version, fetch
 from components.register import CHAMPION, data_version
@@ -24,13 +24,6 @@ from components.tracking import get_or_create_experiment, use_tracking
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "champion-monitoring"
-
-
-def ort_runner(onnx_path: Path):
-    """A ``tiling.BatchFn`` over an ONNX model in onnxruntime (CPU)."""
-    session = ort_session(onnx_path)
-    name = session.get_inputs()[0].name
-    return lambda batch: session.run(None, {name: batch.astype(np.float32)})[0]
 
 
 def _record(model_name: str, result: dict) -> None:
@@ -53,7 +46,7 @@ def reevaluate_champion(model_name: str, lmdb_dir: Path, dvc_file: Path, out: Pa
     version = alias_version(model_name, CHAMPION)
     ref = fetch(model_name, CHAMPION, version)
     lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
-    rows = score_pairs(lq, gt, ort_runner(ref.onnx_path), TilingConfig(**ref.tiling))
+    rows, _ = score_pairs(lq, gt, ort_runner(ref.onnx_path), TilingConfig(**ref.tiling))
     psnr_now = float(np.mean([r["psnr"] for r in rows]))
     registered = float(MlflowClient().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
     result = {"version": version, "images": len(rows), "psnr": psnr_now,

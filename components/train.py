@@ -47,6 +47,11 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict:
     import mlflow
 
     check_patches_fit(paths.lmdb, cfg.patch_size)
+    if cfg.perceptual_weight > 0:
+        try:
+            basicsr_adapter.check_vgg_weights()
+        except FileNotFoundError as exc:
+            raise StageFailed(str(exc)) from exc
     device = basicsr_adapter.resolve_device(cfg.device)
     opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device)
     basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")
@@ -55,7 +60,7 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict:
     start = time.perf_counter()
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(_flatten("train", cfg.model_dump(mode="json")))
-        mlflow.set_tag("device", device)
+        mlflow.set_tags({"device": device, "precision": opt["brighthouse"]["precision"]})
 
         def on_log(it: int, values: dict) -> None:
             log.info("iter %d/%d %s", it, cfg.iterations, {k: round(v, 5) for k, v in values.items()})

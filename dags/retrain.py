@@ -21,7 +21,7 @@ from pathlib import Path
 from airflow.providers.standard.triggers.file import FileDeleteTrigger
 from airflow.sdk import Asset, AssetWatcher, chain, dag, task
 
-STAGES = ("validate", "lmdb", "train", "evaluate", "export", "register")
+STAGES = ("validate", "lmdb", "train", "export", "evaluate", "register")
 READY = "READY"            # = components.deliveries.READY (not imported: parse stays light)
 TRAIN_POOL = "gpu"         # one training at a time on the GPU, whichever DAG asks
 BRANCH_ENV = "BRIGHTHOUSE_GIT_BRANCH"

@@ -1,9 +1,14 @@
+import json
+
+import numpy as np
 import pytest
 
+from components.baseline import apply_tone_curves, fit_tone_curves
 from components.config import GateConfig
-from components.evaluate import apply_gate, evaluate_model
+from components.evaluate import EvaluatePaths, apply_gate, evaluate_model, fit_baseline, run_evaluate
 from components.lmdb import run_lmdb
-from tests.conftest import lmdb_paths
+from components.metrics import ciede2000
+from tests.conftest import fake_stage_outputs, lmdb_paths, make_affine_onnx
 
 
 def test_identity_model_scores_like_the_identity_baseline_and_fails_the_gain_gate(pair_folder, params, tmp_path):
@@ -20,11 +25,76 @@ def test_model_that_recovers_the_target_passes(pair_folder, params, tmp_path):
     # fixture inputs are target * 0.6 (then rounded): dividing by 0.6 nearly restores them
     result = evaluate_model(lambda b: b / 0.6, tmp_path / "lmdb", params.evaluate)
     assert result["psnr"] > result["identity_psnr"] + 10 and result["gate_passed"], result["gate_reasons"]
+    assert result["ciede2000_mean"] < 1.0
+    # ... but this data's edit is purely global: tone curves fitted on train do it as well,
+    # so with the classical baseline in the gate the same model is not worth registering.
+    result = evaluate_model(lambda b: b / 0.6, tmp_path / "lmdb", params.evaluate, fit_baseline(tmp_path / "lmdb"))
+    assert result["baseline_psnr"] > result["psnr"] and not result["gate_passed"]
+    assert result["gate_reasons"][0].startswith("PSNR gain over the tone-curve baseline")
 
 
-def test_gate_reasons_name_each_failed_floor():
-    gate = GateConfig(min_psnr=25, min_ssim=0.9, min_psnr_gain_over_identity=1)
-    summary = {"psnr": 24.0, "ssim": 0.8, "identity_psnr": 23.5}
+def test_gate_reasons_name_each_failed_check():
+    gate = GateConfig(min_psnr=25, min_ssim=0.9, min_psnr_gain_over_identity=1, min_psnr_gain_over_baseline=0.5,
+                      max_ciede2000_mean=3, max_regression_vs_champion_db=0.1)
+    summary = {"psnr": 24.0, "ssim": 0.8, "identity_psnr": 23.5, "baseline_psnr": 23.8, "ciede2000_mean": 4.0,
+               "champion_psnr": 24.5, "champion_version": "3"}
     reasons = apply_gate(summary, gate)
-    assert len(reasons) == 3 and "24.00 dB < floor 25" in reasons[0]
-    assert apply_gate({"psnr": 30.0, "ssim": 0.95, "identity_psnr": 20.0}, gate) == []
+    assert len(reasons) == 6 and "24.00 dB < floor 25" in reasons[0]
+    assert "tone-curve baseline 0.20 dB" in reasons[3] and "CIEDE2000 4.00 > 3" in reasons[4]
+    assert "0.50 dB worse than champion v3" in reasons[5]
+    good = {"psnr": 30.0, "ssim": 0.95, "identity_psnr": 20.0, "baseline_psnr": 28.0, "ciede2000_mean": 1.0,
+            "champion_psnr": 30.05, "champion_version": "3"}
+    assert apply_gate(good, gate) == []
+
+
+def test_tone_curves_undo_a_global_edit_but_not_a_local_one():
+    rng = np.random.default_rng(0)
+    gt = rng.random((64, 64, 3)).astype(np.float32)
+    lq = (gt * np.array([0.5, 0.7, 0.9])) ** 1.2  # exposure, white balance, contrast
+    curves = fit_tone_curves([(lq, gt)])
+    assert np.abs(apply_tone_curves(lq, curves) - gt).mean() < 0.01
+    assert (np.diff(curves, axis=1) >= 0).all()  # monotone
+
+
+def test_ciede2000_sees_a_colour_cast_not_a_copy():
+    img = np.random.default_rng(1).random((32, 32, 3)).astype(np.float32)
+    assert ciede2000(img, img) == (0.0, 0.0)
+    warm = np.clip(img * np.array([1.1, 1.0, 0.85]), 0, 1)
+    mean, p95 = ciede2000(warm, img)
+    assert 1.0 < mean < p95
+
+
+def test_lpips_is_unavailable_not_zero_without_weights_and_real_with_them(tmp_path, monkeypatch):
+    import torch
+    import torchvision
+
+    from components.perceptual import ALEXNET_FILE, lpips_scorer
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    score, why = lpips_scorer()
+    assert score is None and why.startswith("unavailable") and ALEXNET_FILE in why
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)  # stand-in backbone: tests the loading path, not ImageNet features
+    torch.save(torchvision.models.alexnet().state_dict(), checkpoints / ALEXNET_FILE)
+    score, why = lpips_scorer()
+    img = np.random.default_rng(2).random((64, 64, 3)).astype(np.float32)
+    assert why == "" and score(img, img) == 0.0 and score(img, 1 - img) > 0
+
+
+def test_stage_scores_the_exported_onnx_and_refuses_a_regression(pair_folder, params, tmp_path, mlflow_store):
+    from components.register import RegisterPaths, run_register
+
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    champion = fake_stage_outputs(tmp_path / "champ", 1 / 0.6, 0.0)  # near-perfect on this data
+    run_register(params.register_, RegisterPaths(*(champion[k] for k in ("train", "evaluate", "export", "register"))))
+    challenger = fake_stage_outputs(tmp_path / "new", 1 / 0.62, 0.0)  # good, but a bit worse
+    make_affine_onnx(challenger["export"] / "model.onnx", 1 / 0.62, 0.0)
+    out = tmp_path / "eval"
+    with pytest.raises(Exception, match="worse than champion v1"):
+        run_evaluate(params.evaluate, EvaluatePaths(tmp_path / "lmdb", challenger["train"], challenger["export"], out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["champion_version"] == "1" and metrics["champion_psnr"] > metrics["psnr"] + 0.1
+    assert {"baseline_psnr", "ciede2000_mean", "ciede2000_p95"} <= set(metrics)
+    assert metrics["lpips"].startswith("unavailable") or isinstance(metrics["lpips"], float)
+    page = (out / "report.html").read_text()
+    assert "worse than champion" in page and page.count("data:image/jpeg;base64,") == 3 * 2  # 2 val images

@@ -50,3 +50,44 @@ def test_patch_larger_than_training_images_fails_before_training(pair_folder, pa
     with pytest.raises(StageFailed, match="smaller than train.patch_size=90"):
         run_train(big, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
     assert not (tmp_path / "train" / "model.pth").exists()
+
+
+def test_ema_clipping_colour_loss_and_bf16_autocast(pair_folder, params, tmp_path, mlflow_store):
+    from mlflow import MlflowClient
+
+    params = tiny(params)
+    knobs = {"ema_decay": 0.9, "grad_clip": 0.5, "colour_weight": 2.0, "precision": "bf16"}
+    cfg = params.train.model_copy(update=knobs)
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    result = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+    opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
+    assert opts["train"]["ema_decay"] == 0.9
+    assert opts["brighthouse"] == {"grad_clip": 0.5, "colour_weight": 2.0, "precision": "bf16", "channels_last": False}
+    client = MlflowClient()
+    assert len(client.get_metric_history(result["run_id"], "train/l_colour")) == 3
+    assert client.get_run(result["run_id"]).data.tags["precision"] == "bf16"
+    model = load_model(tmp_path / "train" / "model.pth")
+    assert torch.isfinite(model(torch.rand(1, 3, 32, 32))).all()
+
+
+def test_perceptual_loss_without_vgg_weights_fails_before_training(pair_folder, params, tmp_path, mlflow_store,
+                                                                   monkeypatch):
+    import pytest
+
+    from components.stage import StageFailed
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    cfg = tiny(params).train.model_copy(update={"perceptual_weight": 0.1})
+    with pytest.raises(StageFailed, match=r"vgg19-dcbb9e9d.pth in .*empty-torch-home/hub/checkpoints"):
+        run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+
+
+def test_chroma_loss_sees_colour_casts_not_exposure():
+    from components.losses import ChromaLoss
+
+    loss = ChromaLoss()
+    grey = torch.rand(2, 1, 16, 16).repeat(1, 3, 1, 1)
+    assert loss(grey, grey * 0.5).item() < 1e-6           # darker, same colour
+    warm = grey * torch.tensor([1.1, 1.0, 0.8]).view(1, 3, 1, 1)
+    assert loss(warm, grey).item() > 0.01                 # a cast

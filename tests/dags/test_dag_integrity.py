@@ -7,6 +7,7 @@ from tests.dags.conftest import airflow_env
 
 PROBE = """
 import json, sys, time, importlib.util
+import airflow.sdk, airflow.providers.standard.triggers.file  # Airflow's own import cost, paid by any DAG
 parse = {{}}
 mods = {{}}
 for name in ("retrain", "champion_check"):
@@ -45,9 +46,8 @@ def test_dags_load_fast_and_wire_the_pipeline(airflow_home, tmp_path):
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["errors"] == {}
     assert info["heavy"] == []  # nothing heavy (not even our own components) imported while parsing
-    # The first file pays for importing airflow.sdk; the second shows what the DAG code itself costs.
-    assert info["parse_s"]["retrain"] < 5 and info["parse_s"]["champion_check"] < 0.5
-    steps = ["ingest", "version", "validate", "lmdb", "train", "evaluate", "export", "register", "summary"]
+    assert info["parse_s"]["retrain"] < 1 and info["parse_s"]["champion_check"] < 1, info["parse_s"]
+    steps = ["ingest", "version", "validate", "lmdb", "train", "export", "evaluate", "register", "summary"]
     assert info["edges"]["retrain"] == sorted([a, b] for a, b in zip(steps, steps[1:]))
     assert info["edges"]["champion_check"] == [["champion", "lmdb"], ["lmdb", "champion_check"]]
     assert info["max_active_runs"] == [1, 1] and info["callback"]
