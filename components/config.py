@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -61,6 +61,20 @@ class TrainConfig(_Section):
     channels_last: bool = True                       # CUDA only: faster convolutions on tensor cores
     device: Literal["auto", "cpu", "cuda"] = "auto"
     experiment: str = "brighthouse"
+    # Named sets of values (tiny: CPU/CI; GPU classes) under the section's own keys, which win:
+    # `dvc exp run -S train.profile=h100` switches profile, `-S train.iterations=50` tweaks it.
+    profile: str | None = None
+    profiles: dict[str, dict] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data):
+        if not isinstance(data, dict) or not data.get("profile"):
+            return data
+        profiles = data.get("profiles") or {}
+        if data["profile"] not in profiles:
+            raise ValueError(f"train.profile '{data['profile']}' is not one of train.profiles: {sorted(profiles)}")
+        return {**profiles[data["profile"]], **data}
 
 
 class TilingConfig(_Section):

@@ -59,7 +59,7 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict:
     experiment_id = get_or_create_experiment(cfg.experiment)
     start = time.perf_counter()
     with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(_flatten("train", cfg.model_dump(mode="json")))
+        mlflow.log_params(_flatten("train", cfg.model_dump(mode="json", exclude={"profiles"})))
         mlflow.set_tags({"device": device, "precision": opt["brighthouse"]["precision"]})
 
         def on_log(it: int, values: dict) -> None:

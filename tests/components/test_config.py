@@ -36,3 +36,42 @@ def test_every_stage_has_its_params_section_tracked_by_dvc():
         assert name in sections, f"stage {name} has no params section"
         assert stage["params"] == [name]
         assert f"components.{name} " in stage["cmd"]
+
+
+def test_train_profiles_switch_without_editing_the_file(tmp_path):
+    import pytest
+    import yaml
+
+    from components.config import load_params
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert load_params(REPO / "params.yaml").train.arch.width == 16  # tiny: the committed default
+    for name, width in (("gb10", 32), ("h100", 32)):
+        raw["train"]["profile"] = name  # what `dvc exp run -S train.profile=...` writes
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+        train = load_params(tmp_path / "p.yaml").train
+        assert train.arch.width == width and train.arch.middle_blk_num == 12 and train.ema_decay == 0.999
+        assert train.patch_size <= load_params(tmp_path / "p.yaml").lmdb.crop_size  # patches fit the sub-images
+    raw["train"]["profile"] = "a100"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="'a100' is not one of train.profiles"):
+        load_params(tmp_path / "p.yaml")
+    raw["train"]["profile"] = "tiny"
+    raw["train"]["profiles"]["tiny"]["batchsize"] = 8  # a typo inside a profile is still caught
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="batchsize"):
+        load_params(tmp_path / "p.yaml")
+
+
+def test_section_keys_win_over_the_profile(tmp_path):
+    import yaml
+
+    from components.config import load_params
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["iterations"] = 20  # `dvc exp run -S train.iterations=20`
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    train = load_params(tmp_path / "p.yaml").train
+    assert train.iterations == 20 and train.patch_size == raw["train"]["profiles"]["tiny"]["patch_size"]
