@@ -7,21 +7,25 @@ go to MLflow and library code never parses ``sys.argv`` or calls ``sys.exit``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 
 from components.config import TrainConfig
+from components.distributed import Ranks, check_ranks_agree
 from components.nafnet_arch import register_nafnet
+from components.train_state import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
-def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str) -> dict:
-    """BasicSR's option dict, resolved from the typed train config."""
+def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = Ranks()) -> dict:
+    """BasicSR's option dict, resolved from the typed train config (batch size is per rank)."""
     train_ds = {
         "name": "train", "type": "PairedImageDataset", "phase": "train", "scale": 1,
         "dataroot_lq": str(lmdb_dir / "train" / "lq.lmdb"),
@@ -33,15 +37,19 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str) 
     }
     return {
         "name": "brighthouse", "model_type": "SRModel", "scale": 1, "is_train": True,
-        "num_gpu": 1 if device == "cuda" else 0, "dist": False, "rank": 0, "world_size": 1,
+        "num_gpu": 1 if device == "cuda" else 0, "dist": ranks.distributed, "rank": ranks.rank,
+        "world_size": ranks.world_size,
         "manual_seed": cfg.seed,
         "datasets": {"train": train_ds},
         "network_g": {"type": "NAFNet", **cfg.arch.model_dump()},
-        "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None,
+        # strict=False: a pretrained checkpoint (e.g. NAFNet-SIDD) whose heads differ still loads;
+        # BasicSR skips and logs the tensors whose shapes do not match
+        "path": {"pretrain_network_g": cfg.pretrained or None, "strict_load_g": False, "param_key_g": "params",
+                 "resume_state": None,
                  "experiments_root": str(out_dir), "models": str(out_dir),
                  "training_states": str(out_dir / "training_states"), "log": str(out_dir)},
         "train": {
-            "ema_decay": 0, "total_iter": cfg.iterations, "warmup_iter": -1,
+            "total_iter": cfg.iterations, "warmup_iter": -1,
             "optim_g": {"type": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": [0.9, 0.9]},
             "scheduler": {"type": "CosineAnnealingRestartLR", "periods": [cfg.iterations],
                           "restart_weights": [1], "eta_min": cfg.eta_min},
@@ -83,52 +91,127 @@ def save_options(opt: dict, path: Path) -> None:
     path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding="utf-8")
 
 
-def _infinite(loader, sampler):
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+@dataclass
+class TrainHooks:
+    """How the stage watches and steers a run; the callables run on rank 0 only."""
+    on_log: Callable[[int, dict], None] = lambda it, values: None
+    on_validate: Callable[[int, torch.nn.Module], None] | None = None
+    val_every: int = 0
+    save_state: Callable[[int, dict], None] | None = None
+    checkpoint_every: int = 0
+    resume: dict | None = None  # a state written by save_state, for the same options and data
 
 
-def train(opt: dict, on_log: Callable[[int, dict], None]) -> torch.nn.Module:
-    """Train per ``opt``; calls ``on_log(iteration, values)`` every print_freq iterations.
-
-    Returns the trained generator network (unwrapped, on CPU, in eval mode).
-    """
-    from basicsr.data import build_dataloader, build_dataset
-    from basicsr.data.data_sampler import EnlargedSampler
+def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.nn.Module, list[str]]:
+    """Train per ``opt`` (resuming from ``hooks.resume``); returns the network to export (the
+    EMA copy when there is one; on CPU, eval mode) and every rank's weight digest."""
     from basicsr.models import build_model
     from basicsr.utils import set_random_seed
 
     register_nafnet()
     if opt["train"].get("perceptual_opt"):
         check_vgg_weights()
-    set_random_seed(opt["manual_seed"])
+    set_random_seed(opt["manual_seed"])  # the same initial weights on every rank
+    model = build_model({**opt, "dist": False})  # DDP is wrapped below: BasicSR's assumes CUDA
+    step = TrainingStep(model, opt["brighthouse"])
+    loader, sampler = _loader(opt, ranks)
+    start = _restore(model, hooks.resume, ranks) if hooks.resume else 0
+    if start == 0:
+        set_random_seed(opt["manual_seed"] + ranks.rank)  # each rank its own augmentations
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model.net_g = DistributedDataParallel(model.net_g, device_ids=[ranks.local_rank] if opt["num_gpu"] else None)
+    log.info("training iterations %d-%d on %d image(s), %d batches per epoch, %d rank(s)", start + 1,
+             opt["train"]["total_iter"], len(loader.dataset), len(loader), ranks.world_size)
+    _loop(model, step, _batches(loader, sampler, start), opt, hooks, start, ranks)
+    net = model.get_bare_model(getattr(model, "net_g_ema", model.net_g))
+    return net.cpu().eval(), check_ranks_agree(net, ranks)
+
+
+def _loader(opt: dict, ranks: Ranks):
+    from basicsr.data import build_dataloader, build_dataset
+
     ds_opt = opt["datasets"]["train"]
     dataset = build_dataset(ds_opt)
-    sampler = EnlargedSampler(dataset, opt["world_size"], opt["rank"], 1)
-    loader = build_dataloader(dataset, ds_opt, num_gpu=opt["num_gpu"], dist=opt["dist"],
+    sampler = _resumable_sampler(dataset, ranks.world_size, ranks.rank)
+    loader = build_dataloader(dataset, ds_opt, num_gpu=opt["num_gpu"], dist=ranks.distributed,
                               sampler=sampler, seed=opt["manual_seed"])
     if len(loader) == 0:
         raise ValueError(f"{len(dataset)} training images are fewer than one batch of "
-                         f"{ds_opt['batch_size_per_gpu']}")
-    model = build_model(opt)
-    step = TrainingStep(model, opt["brighthouse"])
-    total = opt["train"]["total_iter"]
-    log.info("training %d iterations, %d images, %d batches per epoch", total, len(dataset), len(loader))
-    batches = _infinite(loader, sampler)
-    for it in range(1, total + 1):
+                         f"{ds_opt['batch_size_per_gpu']} per rank")
+    return loader, sampler
+
+
+def _batches(loader, sampler, start: int):
+    """Batches from iteration ``start`` on: epoch order is fixed by the epoch number, so a
+    resumed run skips the batches already seen without loading them."""
+    epoch, skip = divmod(start, len(loader))
+    while True:
+        sampler.set_epoch(epoch)
+        sampler.skip = skip * loader.batch_size
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def _loop(model, step, batches, opt: dict, hooks: TrainHooks, start: int, ranks: Ranks) -> None:
+    total, freq = opt["train"]["total_iter"], opt["logger"]["print_freq"]
+    t0 = time.perf_counter()
+    for it in range(start + 1, total + 1):
         model.update_learning_rate(it, warmup_iter=opt["train"]["warmup_iter"])
         model.feed_data(next(batches))
         step(it)
-        if it % opt["logger"]["print_freq"] == 0 or it == total:
+        if not ranks.is_main:
+            continue
+        if it % freq == 0 or it == total:
             values = {k: float(v) for k, v in model.get_current_log().items()}
             values["lr"] = model.get_current_learning_rate()[0]
-            on_log(it, values)
-    net = getattr(model, "net_g_ema", model.net_g)
-    net = net.module if hasattr(net, "module") else net
-    return net.cpu().eval()
+            values["it_per_s"] = (it - start) / (time.perf_counter() - t0)
+            hooks.on_log(it, values)
+        if hooks.on_validate and hooks.val_every and (it % hooks.val_every == 0 or it == total):
+            hooks.on_validate(it, model.get_bare_model(getattr(model, "net_g_ema", model.net_g)))
+        if hooks.save_state and hooks.checkpoint_every and it % hooks.checkpoint_every == 0 and it < total:
+            hooks.save_state(it, _snapshot(model, it))
+
+
+def _snapshot(model, it: int) -> dict:
+    """Everything BasicSR's model needs to continue after iteration ``it``."""
+    ema = getattr(model, "net_g_ema", None)
+    return {"iter": it, "net_g": model.get_bare_model(model.net_g).state_dict(),
+            "net_g_ema": ema.state_dict() if ema is not None else None,
+            "optimizers": [o.state_dict() for o in model.optimizers],
+            "schedulers": [s.state_dict() for s in model.schedulers], "rng": rng_state()}
+
+
+def _restore(model, state: dict, ranks: Ranks) -> int:
+    model.get_bare_model(model.net_g).load_state_dict(state["net_g"])
+    if state["net_g_ema"] is not None:
+        model.net_g_ema.load_state_dict(state["net_g_ema"])
+    for optimizer, saved in zip(model.optimizers, state["optimizers"]):
+        optimizer.load_state_dict(saved)
+    for scheduler, saved in zip(model.schedulers, state["schedulers"]):
+        scheduler.load_state_dict(saved)
+    if ranks.distributed:  # only rank 0's RNG was saved: the others continue from fresh seeds
+        from basicsr.utils import set_random_seed
+
+        set_random_seed(int(state["iter"]) * 1000 + ranks.rank)
+    else:
+        set_rng_state(state["rng"])
+    log.info("resumed after iteration %d", state["iter"])
+    return int(state["iter"])
+
+
+def _resumable_sampler(dataset, num_replicas: int, rank: int):
+    """BasicSR's EnlargedSampler (the same order, sharded by rank) that can skip ahead."""
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    class ResumableSampler(EnlargedSampler):
+        skip = 0  # samples to leave out of the next epoch
+
+        def __iter__(self):
+            return iter(list(super().__iter__())[self.skip:])
+
+    return ResumableSampler(dataset, num_replicas, rank, 1)
 
 
 class TrainingStep:

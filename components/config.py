@@ -42,6 +42,12 @@ class ArchConfig(_Section):
     dec_blk_nums: tuple[int, ...] = (1, 1, 1, 1)
 
 
+class TilingConfig(_Section):
+    tile: int = Field(256, gt=0)
+    overlap: int = Field(32, ge=0)
+    batch: int = Field(4, gt=0)
+
+
 class TrainConfig(_Section):
     arch: ArchConfig = ArchConfig()
     seed: int = 0
@@ -60,6 +66,12 @@ class TrainConfig(_Section):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = True                       # CUDA only: faster convolutions on tensor cores
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    nproc_per_node: int = Field(1, gt=0)             # DDP processes (GPUs) via torchrun; see dvc.yaml
+    pretrained: str = ""                             # checkpoint to start from, e.g. NAFNet-SIDD-width32.pth
+    checkpoint_every: int = Field(0, ge=0)           # iterations between resumable states; 0 = none
+    val_every: int = Field(0, ge=0)                  # iterations between validation + sample triptychs
+    val_images: int = Field(2, gt=0)                 # val images scored (full resolution, tiled)
+    val_tiling: TilingConfig = Field(default_factory=lambda: TilingConfig(tile=512, overlap=32, batch=2))
     experiment: str = "brighthouse"
     # Named sets of values (tiny: CPU/CI; GPU classes) under the section's own keys, which win:
     # `dvc exp run -S train.profile=h100` switches profile, `-S train.iterations=50` tweaks it.
@@ -77,12 +89,6 @@ class TrainConfig(_Section):
         return {**profiles[data["profile"]], **data}
 
 
-class TilingConfig(_Section):
-    tile: int = Field(256, gt=0)
-    overlap: int = Field(32, ge=0)
-    batch: int = Field(4, gt=0)
-
-
 class GateConfig(_Section):
     min_psnr: float = 0.0
     min_ssim: float = 0.0
@@ -95,11 +101,14 @@ class GateConfig(_Section):
 class EvaluateConfig(_Section):
     model_name: str = "brighthouse"  # whose champion a new model must not regress against
     tiling: TilingConfig = TilingConfig()
+    compare_pooling: bool = True     # also score the other pooling (TLC vs global) to measure TLC
     gate: GateConfig = GateConfig()
 
 
 class ExportConfig(_Section):
     opset: int = 18
+    tlc: bool = True                       # local pooling in channel attention (TLC), baked into the ONNX
+    tlc_scale: float = Field(1.5, gt=0)    # TLC window = this x the training patch size
     check_size: int = Field(96, gt=0)
     atol: float = Field(1e-3, gt=0)
 
@@ -118,6 +127,10 @@ class ServeConfig(_Section):
     poll_seconds: float = Field(30, gt=0)
     max_upload_mb: float = Field(50, gt=0)
     max_megapixels: float = Field(40, gt=0)
+    runtime: Literal["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"] = "auto"
+    tile_batch: int = Field(0, ge=0)          # tiles per model call; 0 = the batch the gate used
+    batch_window_ms: float = Field(5, ge=0)   # how long a tile waits for others to fill a batch
+    max_queue: int = Field(16, gt=0)          # enhance requests in flight; more get 503
 
 
 class Params(_Section):

@@ -115,6 +115,20 @@ def champion_score(lmdb_dir: Path, model_name: str) -> dict:
     return {"champion_version": ref.version, "champion_psnr": float(np.mean([r["psnr"] for r in rows]))}
 
 
+def pooling_comparison(paths: EvaluatePaths, tiling: TilingConfig) -> dict:
+    """TLC's measured effect: the same weights with the other channel-attention pooling,
+    run in PyTorch with the same tiling. Reported, not gated: the served ONNX is gated."""
+    from components.model_io import load_model, torch_runner
+
+    export = json.loads((paths.export / "export.json").read_text())
+    served, other = export["pooling"], "global" if export["pooling"] == "tlc" else "tlc"
+    model = load_model(paths.train / "model.pth", tlc_window=export["tlc_window"] if other == "tlc" else 0)
+    lq, gt = read_lmdb(paths.lmdb / "val" / "lq.lmdb"), read_lmdb(paths.lmdb / "val" / "gt.lmdb")
+    rows, _ = score_pairs(lq, gt, torch_runner(model), tiling)
+    return {"pooling": served, "tlc_window": export["tlc_window"],
+            f"{other}_pooling_psnr": float(np.mean([r["psnr"] for r in rows]))}
+
+
 def fit_baseline(lmdb_dir: Path) -> np.ndarray:
     pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train" / "lq.lmdb")),
                 (img for _, img in iter_lmdb(lmdb_dir / "train" / "gt.lmdb")))
@@ -143,6 +157,11 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
                             lpips_fn, champion_score(paths.lmdb, cfg.model_name))
     if lpips_fn is None:
         result["lpips"] = lpips_note
+    if cfg.compare_pooling:
+        result.update(pooling_comparison(paths, cfg.tiling))
+        other = next(k for k in result if k.endswith("_pooling_psnr"))
+        result["tlc_gain_db"] = (1 if result["pooling"] == "tlc" else -1) * (result["psnr"] - result[other])
+        log.info("TLC gain %.3f dB (served pooling: %s)", result["tlc_gain_db"], result["pooling"])
     worst = result.pop("worst")
     report = write_report(result, worst, paths.out / "report.html")
     write_json(paths.out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})

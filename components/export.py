@@ -1,5 +1,8 @@
 """Stage ``export``: ONNX with dynamic batch, height and width, checked against PyTorch.
 
+With ``export.tlc`` the channel attention pools locally (TLC, see ``nafnet_arch``), so what
+is exported, evaluated and served sees patch-sized statistics on any tile or photo.
+
 The check runs onnxruntime (graph optimisations on, as serving runs it) on a random batch
 and on a crop of a real validation image, at a size that is not a multiple of the network's
 stride, and fails the stage if any output differs from PyTorch by more than ``export.atol``.
@@ -15,7 +18,7 @@ import torch
 
 from components.config import ExportConfig
 from components.lmdb import read_lmdb
-from components.model_io import load_model
+from components.model_io import load_model, tlc_window
 from components.stage import StageFailed, run_stage, write_json
 
 log = logging.getLogger(__name__)
@@ -80,11 +83,13 @@ def compare(model: torch.nn.Module, onnx_path: Path, inputs: dict[str, np.ndarra
 
 
 def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
-    model = load_model(paths.train / "model.pth")
+    window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
+    model = load_model(paths.train / "model.pth", tlc_window=window if cfg.tlc else 0)
     onnx_path = paths.out / "model.onnx"
     export_onnx(model, onnx_path, cfg.opset)
     diffs = compare(model, onnx_path, check_inputs(paths.lmdb, cfg.check_size))
-    result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset}
+    result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset,
+              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window}
     write_json(paths.out / "export.json", result)
     worst = max(diffs.values())
     if worst > cfg.atol:

@@ -32,6 +32,8 @@ class Decoded:
     rgb: np.ndarray
     orientation: int = 1            # EXIF orientation tag as stored in the file (1 = upright)
     notes: list[str] = field(default_factory=list)  # conversions applied, in plain words
+    icc: bytes | None = None        # the colour profile, to embed in what is written back
+    exif: bytes | None = None       # the EXIF block with orientation reset (pixels are upright)
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -86,11 +88,14 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                 f"{name}: {img.width}x{img.height} is over the limit of {max_pixels} pixels"
             )
         img.load()
-        orientation = int(img.getexif().get(ORIENTATION_TAG, 1) or 1)
-        notes = mode_notes(img, data)
+        exif = img.getexif()
+        orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+        notes, icc = mode_notes(img, data), img.info.get("icc_profile")
         if upright:
             img = ImageOps.exif_transpose(img)
-        return Decoded(np.asarray(_to_rgb(img, name, flatten_alpha)), orientation, notes)
+            exif[ORIENTATION_TAG] = 1
+        rgb = np.asarray(_to_rgb(img, name, flatten_alpha))
+        return Decoded(rgb, orientation, notes, icc, exif.tobytes() if len(exif) else None)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own, far higher, limit tripped first
@@ -120,8 +125,14 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_alp
     return read_image(path, max_pixels, flatten_alpha).rgb
 
 
-def encode(image: np.ndarray, fmt: str = "PNG", quality: int = 95) -> bytes:
+def encode(image: np.ndarray, fmt: str = "PNG", quality: int = 95, icc: bytes | None = None,
+           exif: bytes | None = None) -> bytes:
+    """Encode RGB uint8; ``icc``/``exif`` from ``Decoded`` carry the photo's profile and metadata."""
     buf = io.BytesIO()
-    kwargs = {"quality": quality} if fmt.upper() in ("JPEG", "WEBP") else {}
+    kwargs: dict = {"quality": quality} if fmt.upper() in ("JPEG", "WEBP") else {}
+    if icc:
+        kwargs["icc_profile"] = icc
+    if exif:
+        kwargs["exif"] = exif
     Image.fromarray(image).save(buf, format=fmt.upper(), **kwargs)
     return buf.getvalue()

@@ -6,19 +6,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.nafnet_arch import NAFNet
+from components.nafnet_arch import NAFNet, use_local_pooling
 
 
-def save_checkpoint(path: Path, state_dict: dict, arch: dict) -> None:
+def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # BasicSR's convention ("params") so its own loaders can read the file too.
-    torch.save({"params": state_dict, "arch": arch}, path)
+    # BasicSR's convention ("params") so its own loaders can read the file too; the training
+    # patch size sizes TLC's pooling window at inference.
+    torch.save({"params": state_dict, "arch": arch, "patch_size": patch_size}, path)
 
 
-def load_model(path: Path, device: str = "cpu") -> torch.nn.Module:
+def tlc_window(path: Path, scale: float) -> int:
+    """TLC's window: ``scale`` x the patch size the checkpoint was trained on (paper: 1.5)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return max(1, round(scale * ckpt["patch_size"]))
+
+
+def load_model(path: Path, device: str = "cpu", tlc_window: int = 0) -> torch.nn.Module:
+    """The checkpoint's NAFNet; ``tlc_window`` > 0 switches channel attention to local pooling."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model = NAFNet(**ckpt["arch"])
     model.load_state_dict(ckpt["params"])
+    if tlc_window > 0:
+        use_local_pooling(model, tlc_window)
     return model.eval().to(device)
 
 

@@ -3,7 +3,7 @@
 Shared by serving and the champion re-evaluation; light (MLflow and YAML, imported lazily)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -22,6 +22,8 @@ class ModelRef:
     alias: str
     onnx_path: Path
     tiling: dict
+    metadata: dict = field(default_factory=dict)  # what register recorded (tiling, pooling, input)
+    tags: dict = field(default_factory=dict)      # lineage: data version, git commit, metrics, gate
 
 
 def alias_version(name: str, alias: str) -> str:
@@ -38,12 +40,15 @@ def alias_version(name: str, alias: str) -> str:
 def fetch(name: str, alias: str, version: str) -> ModelRef:
     """Download the version's artifacts once (cached per version) and read its metadata."""
     import mlflow
+    from mlflow import MlflowClient
 
     use_tracking()
+    tags = dict(MlflowClient().get_model_version(name, version).tags)
     dest = state_dir() / "serving-cache" / name / version
     if not (dest / "MLmodel").exists():
         dest.mkdir(parents=True, exist_ok=True)
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dest))
     mlmodel = yaml.safe_load((dest / "MLmodel").read_text())
     onnx_file = mlmodel["flavors"]["onnx"]["data"]
-    return ModelRef(name, version, alias, dest / onnx_file, mlmodel.get("metadata", {})["tiling"])
+    metadata = mlmodel.get("metadata", {})
+    return ModelRef(name, version, alias, dest / onnx_file, metadata["tiling"], metadata, tags)

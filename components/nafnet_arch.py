@@ -30,6 +30,41 @@ class LayerNorm2d(nn.Module):
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
+def _window_bounds(idx: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start/end (exclusive) of a ``window``-long span around each index, shifted inward at
+    the borders and cut to the whole axis when it is shorter. Tensor ops only, so the ONNX
+    export keeps height and width dynamic."""
+    n = idx[-1:] + 1
+    start = (idx - window // 2).clamp(min=0)
+    start = torch.minimum(start, (n - window).clamp(min=0))
+    return start, torch.minimum(start + window, n)
+
+
+class LocalAvgPool(nn.Module):
+    """TLC's local statistics (NAFNet paper, sec. 4.4; Chu et al. 2022): the mean over a
+    ``window`` x ``window`` neighbourhood instead of the whole image, so a model trained on
+    patches sees patch-sized statistics on a full photo. Separable running sums keep it
+    O(HW) and numerically tame on 3300x2200 inputs."""
+
+    def __init__(self, window: int) -> None:
+        super().__init__()
+        self.window = window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mean_along(self._mean_along(x, 3), 2)
+
+    def _mean_along(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        idx = torch.arange(x.shape[dim], device=x.device)
+        start, end = _window_bounds(idx, self.window)
+        sums = F.pad(x.cumsum(dim), (1, 0) if dim == 3 else (0, 0, 1, 0))
+        span = (end - start).to(x.dtype)
+        diff = sums.index_select(dim, end) - sums.index_select(dim, start)
+        return diff / (span if dim == 3 else span[:, None])
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}"
+
+
 class SimpleGate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = x.chunk(2, dim=1)
@@ -112,9 +147,20 @@ class NAFNet(nn.Module):
     def _pad_to_multiple(self, x: torch.Tensor) -> torch.Tensor:
         # Each level halves H and W, so both must divide by 2**levels.
         _, _, h, w = x.shape
-        pad_h = (self.padder_size - h % self.padder_size) % self.padder_size
-        pad_w = (self.padder_size - w % self.padder_size) % self.padder_size
+        pad_h, pad_w = -h % self.padder_size, -w % self.padder_size
         return F.pad(x, (0, pad_w, 0, pad_h))
+
+
+def use_local_pooling(model: NAFNet, window: int) -> NAFNet:
+    """Switch every block's channel attention to TLC local pooling, ``window`` px at full
+    resolution (halved per level). In place; returns ``model``."""
+    levels = [(enc, i) for i, enc in enumerate(model.encoders)]
+    levels.append((model.middle_blks, len(model.encoders)))
+    levels += [(dec, len(model.decoders) - 1 - i) for i, dec in enumerate(model.decoders)]
+    for blocks, level in levels:
+        for block in blocks:
+            block.sca[0] = LocalAvgPool(max(1, window >> level))
+    return model
 
 
 def register_nafnet() -> None:

@@ -61,16 +61,30 @@ def lineage_tags(metrics: dict, run_id: str) -> dict[str, str]:
     return tags
 
 
-def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict):
+def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict,
+                     extras: list[tuple[str, Path]]):
+    """Log the ONNX as a model of the run, with ``extras`` ((artifact folder, file) pairs)
+    beside it, and register it; returns the new version number."""
     import mlflow
     import onnx
+    from mlflow import MlflowClient
 
     with mlflow.start_run(run_id=run_id):
         info = mlflow.onnx.log_model(
             onnx.load(str(onnx_path)), name="model", registered_model_name=name,
             metadata=metadata, pip_requirements=["onnxruntime", "numpy"],
         )
+    for folder, path in extras:
+        if path.is_file():
+            MlflowClient().log_model_artifact(info.model_id, str(path), folder)
     return info.registered_model_version
+
+
+def version_extras(paths: RegisterPaths) -> list[tuple[str, Path]]:
+    """What a person or a server needs beside the weights: how it was made and how it scored."""
+    return [("config", paths.train / "basicsr_options.yml"), ("config", Path("params.yaml")),
+            ("evaluation", paths.evaluate / "report.html"), ("evaluation", paths.evaluate / "metrics.json"),
+            ("export", paths.export / "export.json")]
 
 
 def _versions(client, name: str) -> list:
@@ -91,11 +105,14 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     run_id = json.loads((paths.train / "run.json").read_text())["run_id"]
     use_tracking()
     client = MlflowClient()
-    metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]"}
+    export = json.loads((paths.export / "export.json").read_text())
+    metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]",
+                "pooling": export["pooling"], "tlc_window": export["tlc_window"]}
     # A retried task (registered, then failed before DVC recorded it) reuses its version.
     same_run = [mv for mv in _versions(client, cfg.model_name) if mv.run_id == run_id]
     version = str(same_run[0].version if same_run else
-                  log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata))
+                  log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata,
+                                   version_extras(paths)))
     for key, value in lineage_tags(metrics, run_id).items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
     aliases = [cfg.alias]

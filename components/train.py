@@ -1,7 +1,10 @@
 """Stage ``train``: NAFNet through BasicSR on the LMDBs, logged to an MLflow run.
 
 Writes ``model.pth`` (weights + architecture), the resolved BasicSR options beside it, and
-``run.json`` with the MLflow run id that evaluate and register add to.
+``run.json`` with the MLflow run id that evaluate and register add to. dvc.yaml launches it
+with torchrun (``train.nproc_per_node`` processes, DDP); every ``train.checkpoint_every``
+iterations a resumable state goes to ``$BRIGHTHOUSE_HOME/train-states/``, keyed by options
+and data, so a re-run after a crash (or an Airflow retry) continues where it stopped.
 """
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ from components import basicsr_adapter
 from components.config import TrainConfig
 from components.model_io import save_checkpoint
 from components.lmdb import lmdb_shapes
+from components.distributed import Ranks, init_distributed, shutdown
 from components.stage import StageFailed, run_stage, write_json
-from components.tracking import get_or_create_experiment, use_tracking
+from components.tracking import get_or_create_experiment, state_dir, use_tracking
+from components.train_monitor import progress_line, validation_hook
+from components.train_state import fingerprint, load_state, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +49,74 @@ def check_patches_fit(lmdb_dir: Path, patch: int) -> None:
                           f"(e.g. {', '.join(small[:3])}): raise lmdb.crop_size or lower the patch size")
 
 
-def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict:
-    import mlflow
-
+def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
+    """What would otherwise fail minutes into training, checked before it starts."""
     check_patches_fit(paths.lmdb, cfg.patch_size)
+    if cfg.pretrained and not Path(cfg.pretrained).is_file():
+        raise StageFailed(f"train.pretrained: {cfg.pretrained} does not exist")
     if cfg.perceptual_weight > 0:
         try:
             basicsr_adapter.check_vgg_weights()
         except FileNotFoundError as exc:
             raise StageFailed(str(exc)) from exc
+
+
+def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
+    """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs."""
+    check_inputs(cfg, paths)
     device = basicsr_adapter.resolve_device(cfg.device)
-    opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device)
+    ranks = init_distributed(device)
+    try:
+        opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks)
+        state_path = state_dir() / "train-states" / f"{fingerprint(opt, paths.lmdb)}.pth"
+        resume = load_state(state_path)
+        if not ranks.is_main:
+            basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
+            return None
+        return _train_logged(cfg, paths, opt, state_path, resume, ranks)
+    finally:
+        shutdown()
+
+
+def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Path, resume: dict | None,
+                  ranks: Ranks) -> dict:
+    import mlflow
+
     basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")
     use_tracking()
-    experiment_id = get_or_create_experiment(cfg.experiment)
-    start = time.perf_counter()
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    run_args = {"run_id": resume["run_id"]} if resume else {"experiment_id": get_or_create_experiment(cfg.experiment)}
+    device, start = "cuda" if opt["num_gpu"] else "cpu", time.perf_counter()
+    with mlflow.start_run(**run_args) as run:
         mlflow.log_params(_flatten("train", cfg.model_dump(mode="json", exclude={"profiles"})))
-        mlflow.set_tags({"device": device, "precision": opt["brighthouse"]["precision"]})
-
-        def on_log(it: int, values: dict) -> None:
-            log.info("iter %d/%d %s", it, cfg.iterations, {k: round(v, 5) for k, v in values.items()})
-            mlflow.log_metrics({f"train/{k}": v for k, v in values.items()}, step=it)
-
-        net = basicsr_adapter.train(opt, on_log)
+        mlflow.set_tags({"device": device, "world_size": ranks.world_size,
+                         "precision": opt["brighthouse"]["precision"]})
+        hooks = _hooks(cfg, paths, run.info.run_id, state_path, resume, device)
+        net, digests = basicsr_adapter.train(opt, hooks, ranks)
         seconds = time.perf_counter() - start
         mlflow.log_metric("train/seconds", seconds)
-        save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"))
+        save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size)
         mlflow.log_artifact(str(paths.out / "basicsr_options.yml"), artifact_path="config")
-    result = {"run_id": run.info.run_id, "experiment_id": experiment_id,
-              "device": device, "seconds": round(seconds, 2)}
+        mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
+    state_path.unlink(missing_ok=True)  # finished: nothing left to resume
+    result = {"run_id": run.info.run_id, "device": device, "seconds": round(seconds, 2),
+              "world_size": ranks.world_size, "rank_digests": digests, "resumed_after": resume["iter"] if resume else 0}
     write_json(paths.out / "run.json", result)
     return result
+
+
+def _hooks(cfg: TrainConfig, paths: TrainPaths, run_id: str, state_path: Path, resume: dict | None,
+           device: str) -> basicsr_adapter.TrainHooks:
+    import mlflow
+
+    def on_log(it: int, values: dict) -> None:
+        log.info(progress_line(it, cfg.iterations, values))
+        mlflow.log_metrics({f"train/{k}": v for k, v in values.items()}, step=it)
+
+    def save_state(it: int, snapshot: dict) -> None:
+        save_atomic({**snapshot, "run_id": run_id}, state_path)
+
+    validate = validation_hook(paths.lmdb, cfg, device) if cfg.val_every else None
+    return basicsr_adapter.TrainHooks(on_log, validate, cfg.val_every, save_state, cfg.checkpoint_every, resume)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,33 +1,35 @@
 """The HTTP service: ``POST /v1/enhance`` on the model that holds the serving alias.
 
-On start it resolves the alias (``champion`` by default) and loads that version. A poller
-checks the alias every ``serve.poll_seconds``; when it moves, the new version is loaded and
-warmed beside the old one, then swapped in one assignment: requests already running keep
-the engine they started with, and every response names its version in ``X-Model-Version``.
+On start it resolves the alias (``champion`` by default), loads that version on the best
+runtime here and warms it up; only then is it ready. A poller checks the alias every
+``serve.poll_seconds``; when it moves, the new version is loaded and warmed beside the old
+one, then swapped in one assignment: requests already running finish on the engine they
+started with, and every response names its version in ``X-Model-Version``.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from components.config import ServeConfig
-from components.imageio import ImageError, ImageTooLargeError, decode_rgb, encode
-from serving.engine import Engine
 from components.model_store import NoModelError, alias_version, fetch
+from serving.engine import Engine
+from serving.metrics import ServingMetrics
+from serving.uploads import decode_upload, encode_reply
 
 log = logging.getLogger(__name__)
-FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
 
 
 class ModelHolder:
     """The current engine, swapped atomically when the alias moves."""
 
-    def __init__(self, cfg: ServeConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: ServeConfig, metrics: ServingMetrics) -> None:
+        self.cfg, self.metrics = cfg, metrics
         self.engine: Engine | None = None
         self.error = "not loaded yet"
 
@@ -39,10 +41,14 @@ class ModelHolder:
             return
         if self.engine is not None and self.engine.version == version:
             return
-        engine = Engine(fetch(self.cfg.model_name, self.cfg.alias, version))
+        c = self.cfg
+        engine = Engine(fetch(c.model_name, c.alias, version), c.runtime, c.tile_batch, c.batch_window_ms)
         engine.warm_up()
         old, self.engine = self.engine, engine
-        log.info("serving %s version %s (was %s)", self.cfg.model_name, version, old and old.version)
+        self.metrics.serving(c.model_name, version, engine.runtime)
+        if old is not None:
+            old.close()  # its in-flight requests finish; new ones already use the new engine
+        log.info("serving %s version %s on %s (was %s)", c.model_name, version, engine.runtime, old and old.version)
 
 
 def _poll(holder: ModelHolder, stop: threading.Event) -> None:
@@ -53,45 +59,76 @@ def _poll(holder: ModelHolder, stop: threading.Event) -> None:
             log.exception("alias poll failed; still serving the previous version")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"upload of {declared} bytes is over the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+class Admission:
+    """At most ``limit`` enhance requests in flight; the rest get a 503 at once, so memory
+    stays bounded and clients back off instead of timing out."""
+
+    def __init__(self, limit: int, metrics: ServingMetrics) -> None:
+        self.limit, self.metrics, self.active = limit, metrics, 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self.active >= self.limit:
+                self.metrics.rejected.inc()
+                raise HTTPException(503, f"server busy: {self.active} requests in flight (limit {self.limit}); "
+                                         "retry shortly", headers={"Retry-After": "1"})
+            self.active += 1
+            self.metrics.queue_depth.set(self.active)
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.active -= 1
+            self.metrics.queue_depth.set(self.active)
 
 
-async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
-    body = await _read_body(request, limit)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        request._body = body  # Starlette re-reads a cached body when parsing the form
-        upload = (await request.form()).get("file")
-        if upload is None or isinstance(upload, str):
-            raise HTTPException(400, "multipart upload needs a 'file' field")
-        return await upload.read(), upload.filename or "upload"
-    return body, "upload"
-
-
-def create_app(cfg: ServeConfig) -> FastAPI:
-    holder = ModelHolder(cfg)
-    stop = threading.Event()
-
+def _lifespan(holder: ModelHolder):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        stop = threading.Event()
         await run_in_threadpool(holder.refresh)
-        poller = threading.Thread(target=_poll, args=(holder, stop), daemon=True)
-        poller.start()
+        threading.Thread(target=_poll, args=(holder, stop), daemon=True, name="alias-poll").start()
         yield
         stop.set()
 
-    app = FastAPI(title="brighthouse", lifespan=lifespan)
-    app.state.holder = holder
+    return lifespan
 
+
+def create_app(cfg: ServeConfig) -> FastAPI:
+    metrics = ServingMetrics()
+    holder, admission = ModelHolder(cfg, metrics), Admission(cfg.max_queue, metrics)
+    app = FastAPI(title="brighthouse", description="Real-estate photo enhancement (NAFNet)",
+                  lifespan=_lifespan(holder))
+    app.state.holder = holder
+    _add_status_routes(app, holder, metrics)
+
+    @app.post("/v1/enhance", responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+    async def enhance(request: Request, format: str | None = None) -> Response:
+        """Enhance a JPEG/PNG/WebP (raw body or multipart field ``file``); JPEG in -> JPEG out
+        unless ``?format=png|jpeg``. EXIF (orientation applied) and ICC profile are kept."""
+        start, status = time.perf_counter(), "error"
+        try:
+            with admission:
+                engine = _engine_or_503(holder)  # pinned for this request, even across a swap
+                upload = await decode_upload(request, cfg, format)
+                out = await run_in_threadpool(engine.enhance, upload.photo.rgb)
+                body, media_type = await run_in_threadpool(encode_reply, out, upload)
+                metrics.megapixels.inc(out.shape[0] * out.shape[1] / 1e6)
+                status = "ok"
+                return Response(body, media_type=media_type, headers={"X-Model-Version": engine.version})
+        finally:
+            metrics.latency.labels(status).observe(time.perf_counter() - start)
+
+    return app
+
+
+def _engine_or_503(holder: ModelHolder) -> Engine:
+    if holder.engine is None:
+        raise HTTPException(503, f"no model loaded: {holder.error}")
+    return holder.engine
+
+
+def _add_status_routes(app: FastAPI, holder: ModelHolder, metrics: ServingMetrics) -> None:
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
@@ -101,26 +138,17 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         if holder.engine is None:
             response.status_code = 503
             return {"ready": False, "reason": holder.error}
-        return {"ready": True, "model": cfg.model_name, "version": holder.engine.version}
+        return {"ready": True, "model": holder.cfg.model_name, "version": holder.engine.version}
 
-    @app.post("/v1/enhance")
-    async def enhance(request: Request, format: str | None = None) -> Response:
-        engine = holder.engine  # pinned for this request, even if a swap happens meanwhile
-        if engine is None:
-            raise HTTPException(503, f"no model loaded: {holder.error}")
-        data, name = await _image_bytes(request, int(cfg.max_upload_mb * 1024 * 1024))
-        try:
-            rgb = decode_rgb(data, name, int(cfg.max_megapixels * 1_000_000))
-        except ImageTooLargeError as exc:
-            raise HTTPException(413, str(exc)) from exc
-        except ImageError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        fmt = (format or ("jpeg" if data[:2] == b"\xff\xd8" else "png")).lower()
-        if fmt not in FORMATS:
-            raise HTTPException(400, f"format must be one of {sorted(FORMATS)}")
-        out = await run_in_threadpool(engine.enhance, rgb)
-        pil_format, media_type = FORMATS[fmt]
-        body = await run_in_threadpool(encode, out, pil_format)
-        return Response(body, media_type=media_type, headers={"X-Model-Version": engine.version})
+    @app.get("/v1/model")
+    def model() -> dict:
+        """The version being served, its alias, runtime, tiling and lineage tags."""
+        engine = _engine_or_503(holder)
+        ref = engine.ref
+        return {"name": ref.name, "version": ref.version, "alias": ref.alias, "runtime": engine.runtime,
+                "tiling": ref.tiling, "tile_batch": engine.tile_batch, "metadata": ref.metadata,
+                "lineage": ref.tags}
 
-    return app
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")

@@ -1,26 +1,58 @@
-"""One loaded model version: an onnxruntime session behind the shared tiling code."""
+"""One loaded model version: an onnxruntime session on the best runtime this machine has,
+behind the cross-request tile batcher and the tiling code evaluation used."""
 from __future__ import annotations
 
-import threading
+import logging
 
 import numpy as np
 
-from components.tiling import enhance_tiled, to_uint8
 from components.model_store import ModelRef
+from components.tiling import enhance_tiled, to_uint8
+from serving.batcher import TileBatcher
+
+log = logging.getLogger(__name__)
+# Best first. TensorRT builds an FP16 engine for the serving tile shapes and caches it on disk
+# per GPU model; it needs onnxruntime-gpu with TensorRT libraries (the `tensorrt` extra).
+PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+RUNTIME_NAMES = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "onnxruntime-cuda",
+                 "CPUExecutionProvider": "onnxruntime-cpu"}
+
+
+def tensorrt_options(tile: int, batch: int, cache_dir: str) -> dict:
+    shape = lambda b: f"input:{b}x3x{tile}x{tile}"  # noqa: E731
+    return {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir,
+            "trt_profile_min_shapes": shape(1), "trt_profile_opt_shapes": shape(batch),
+            "trt_profile_max_shapes": shape(batch)}
+
+
+def open_session(ref: ModelRef, runtime: str, tile: int, tile_batch: int):
+    """(session, runtime name): ``runtime`` 'auto' takes the best available provider."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = [p for p in PREFERENCE if p in available and (runtime == "auto" or RUNTIME_NAMES[p] == runtime)]
+    if not wanted:
+        raise RuntimeError(f"serve.runtime={runtime} is not available here (onnxruntime has {available})")
+    providers = [(p, tensorrt_options(tile, tile_batch, str(ref.onnx_path.parent / "trt-cache")))
+                 if p == "TensorrtExecutionProvider" else p for p in wanted]
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if "CPUExecutionProvider" not in wanted:  # ops a GPU provider lacks fall back to the CPU
+        providers.append("CPUExecutionProvider")
+    session = ort.InferenceSession(str(ref.onnx_path), opts, providers=providers)
+    return session, RUNTIME_NAMES[session.get_providers()[0]]
 
 
 class Engine:
-    def __init__(self, ref: ModelRef, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        available = ort.get_available_providers()
-        wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(ref.onnx_path), opts,
-                                            providers=[p for p in wanted if p in available])
+    def __init__(self, ref: ModelRef, runtime: str = "auto", tile_batch: int = 0, window_ms: float = 5.0,
+                 tile: int = 0) -> None:
+        # ``tile`` overrides the evaluated tile size: for benchmarks only, since the gate
+        # measured the model with ref.tiling
         self.ref = ref
-        self._lock = threading.Lock()  # one tiled image at a time per session on CPU
+        self.tiling = {**ref.tiling, "tile": tile or ref.tiling["tile"]}
+        self.tile_batch = tile_batch or ref.tiling["batch"]
+        self.session, self.runtime = open_session(ref, runtime, self.tiling["tile"], self.tile_batch)
+        self.batcher = TileBatcher(self._run_batch, self.tile_batch, window_ms / 1000)
 
     @property
     def version(self) -> str:
@@ -30,10 +62,15 @@ class Engine:
         return self.session.run(None, {"input": batch})[0]
 
     def enhance(self, rgb: np.ndarray) -> np.ndarray:
-        t = self.ref.tiling
-        with self._lock:
-            out = enhance_tiled(rgb, self._run_batch, t["tile"], t["overlap"], t["batch"])
-        return to_uint8(out)
+        t = self.tiling
+        # hand the batcher several batches' worth at once, so it can mix tiles across requests
+        return to_uint8(enhance_tiled(rgb, self.batcher, t["tile"], t["overlap"], 4 * self.tile_batch))
 
     def warm_up(self) -> None:
-        self.enhance(np.zeros((32, 32, 3), np.uint8))
+        """One full batch at the serving tile size: builds kernels (and a TensorRT engine)."""
+        tile = self.tiling["tile"]
+        self._run_batch(np.zeros((self.tile_batch, 3, tile, tile), np.float32))
+        log.info("version %s warm on %s", self.version, self.runtime)
+
+    def close(self) -> None:
+        self.batcher.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm import tqdm
+
 from components.config import ServeConfig
-from components.imageio import ImageError, encode, load_rgb
+from components.imageio import ImageError, encode, read_image
 from components.pairs import IMAGE_EXTS
 from serving.engine import Engine
 from components.model_store import alias_version, fetch
@@ -29,9 +31,10 @@ def enhance_paths(path: Path, out_dir: Path, cfg: ServeConfig, echo: Callable[[s
     skips outputs that already exist, and reports unreadable files by name."""
     inputs = _inputs(path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(fetch(cfg.model_name, cfg.alias, alias_version(cfg.model_name, cfg.alias)))
+    engine = Engine(fetch(cfg.model_name, cfg.alias, alias_version(cfg.model_name, cfg.alias)),
+                    cfg.runtime, cfg.tile_batch, cfg.batch_window_ms)
     written = 0
-    for src in inputs:
+    for src in tqdm(inputs, unit="photo", disable=None):  # a bar on a terminal, silent in logs
         dst = output_path(src, out_dir)
         if dst.resolve() == src.resolve():
             raise ValueError(f"{dst} would overwrite its input; choose another --out folder")
@@ -39,13 +42,13 @@ def enhance_paths(path: Path, out_dir: Path, cfg: ServeConfig, echo: Callable[[s
             echo(f"skip {src} ({dst} exists)")
             continue
         try:
-            rgb = load_rgb(src, int(cfg.max_megapixels * 1_000_000))
+            photo = read_image(src, int(cfg.max_megapixels * 1_000_000))
         except ImageError as exc:
             echo(f"error: {exc}")
             continue
         fmt = "JPEG" if dst.suffix == ".jpg" else "PNG"
         tmp = dst.with_name(dst.name + ".part")
-        tmp.write_bytes(encode(engine.enhance(rgb), fmt))
+        tmp.write_bytes(encode(engine.enhance(photo.rgb), fmt, icc=photo.icc, exif=photo.exif))
         tmp.replace(dst)
         written += 1
         echo(f"{src} -> {dst} (model version {engine.version})")

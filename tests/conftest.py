@@ -130,6 +130,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
                "tiling": {"tile": 64, "overlap": 8, "batch": 2}}
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
     make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
+    (dirs["export"] / "export.json").write_text(json.dumps({"pooling": "global", "tlc_window": 96}))
     return dirs
 
 

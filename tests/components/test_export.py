@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from components.export import compare, export_onnx, ort_session
-from components.nafnet_arch import NAFNet
+from components.nafnet_arch import NAFNet, use_local_pooling
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=["global", "tlc"])
+def exported(request, tmp_path_factory):
     torch.manual_seed(0)
     model = NAFNet(width=8, enc_blk_nums=(1, 1), middle_blk_num=1, dec_blk_nums=(1, 1)).eval()
     for p in model.parameters():  # make the residual branches active, not identity
@@ -15,6 +15,8 @@ def exported(tmp_path_factory):
     for name, p in model.named_parameters():
         if name.endswith(("beta", "gamma")):
             p.data.fill_(0.5)
+    if request.param == "tlc":  # windows smaller than the test sizes, so local pooling is exercised
+        use_local_pooling(model, 24)
     path = tmp_path_factory.mktemp("export") / "model.onnx"
     export_onnx(model, path, opset=18)
     return model, path

@@ -81,3 +81,20 @@ def test_champion_reevaluation_records_drift(params, tmp_path, mlflow_store, pai
     assert json.loads((tmp_path / "check.json").read_text())["psnr"] == result["psnr"]
     tags = MlflowClient().get_model_version("brighthouse", "1").tags
     assert float(tags["last_check_psnr"]) == pytest.approx(result["psnr"], abs=1e-6)
+
+
+def test_a_version_carries_its_config_and_evaluation_report(params, tmp_path, mlflow_store):
+    import mlflow
+
+    dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
+    (dirs["train"] / "basicsr_options.yml").write_text("network_g: {type: NAFNet}\n")
+    (dirs["evaluate"] / "report.html").write_text("<html>worst images</html>")
+    version = run_register(params.register_, RegisterPaths(*(dirs[k] for k in ("train", "evaluate", "export",
+                                                                                  "register"))))["version"]
+    local = mlflow.artifacts.download_artifacts(f"models:/brighthouse/{version}", dst_path=str(tmp_path / "dl"))
+    from pathlib import Path
+
+    files = {str(p.relative_to(local)) for p in Path(local).rglob("*") if p.is_file()}
+    assert {"model.onnx", "MLmodel", "config/basicsr_options.yml", "config/params.yaml",
+            "evaluation/report.html", "evaluation/metrics.json", "export/export.json"} <= files
+    assert (Path(local) / "evaluation/report.html").read_text() == "<html>worst images</html>"

@@ -91,3 +91,93 @@ def test_chroma_loss_sees_colour_casts_not_exposure():
     assert loss(grey, grey * 0.5).item() < 1e-6           # darker, same colour
     warm = grey * torch.tensor([1.1, 1.0, 0.8]).view(1, 3, 1, 1)
     assert loss(warm, grey).item() > 0.01                 # a cast
+
+
+def test_progress_validation_triptychs_and_final_checkpoint_in_mlflow(pair_folder, params, tmp_path,
+                                                                      mlflow_store, caplog):
+    import logging
+
+    from mlflow import MlflowClient
+
+    params = tiny(params)
+    cfg = params.train.model_copy(update={"val_every": 3, "val_images": 1})
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    with caplog.at_level(logging.INFO, logger="components"):
+        result = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+    assert any("iter 4/6 (66%)" in r.message and "it/s, ETA 0:00:" in r.message for r in caplog.records)
+    client = MlflowClient()
+    assert [m.step for m in client.get_metric_history(result["run_id"], "train_val/psnr")] == [3, 6]
+    images = [f.path for f in client.list_artifacts(result["run_id"], "images")]
+    assert len([p for p in images if p.endswith(".png")]) == 2, images  # one triptych per validation
+    assert [f.path for f in client.list_artifacts(result["run_id"], "checkpoint")] == ["checkpoint/model.pth"]
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["params"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(pair_folder, params, tmp_path, mlflow_store, monkeypatch):
+    import pytest
+
+    from components import basicsr_adapter
+    from components.tracking import state_dir
+
+    params = tiny(params)
+    cfg = params.train.model_copy(update={"iterations": 8, "checkpoint_every": 3, "ema_decay": 0.9})
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    straight = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "straight"))
+    assert straight["resumed_after"] == 0 and not list((state_dir() / "train-states").glob("*.pth"))
+
+    real_step = basicsr_adapter.TrainingStep.__call__
+
+    def crash_at_5(self, it):
+        if it == 5:
+            raise KeyboardInterrupt("power cut")
+        real_step(self, it)
+
+    monkeypatch.setattr(basicsr_adapter.TrainingStep, "__call__", crash_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "interrupted"))
+    assert len(list((state_dir() / "train-states").glob("*.pth"))) == 1
+    monkeypatch.setattr(basicsr_adapter.TrainingStep, "__call__", real_step)
+    resumed = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "interrupted"))
+
+    assert resumed["resumed_after"] == 3 and resumed["run_id"] != straight["run_id"]
+    a, b = _weights(tmp_path / "straight" / "model.pth"), _weights(tmp_path / "interrupted" / "model.pth")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((state_dir() / "train-states").glob("*.pth"))  # finished: the state is cleared
+    from mlflow import MlflowClient  # the resumed run continued the interrupted run's MLflow run
+
+    runs = MlflowClient().search_runs([MlflowClient().get_run(straight["run_id"]).info.experiment_id])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_starts_from_a_pretrained_checkpoint_whose_head_differs(pair_folder, params, tmp_path, mlflow_store):
+    from components.nafnet_arch import NAFNet
+
+    params = tiny(params)
+    arch = params.train.arch.model_dump(mode="json")
+    torch.manual_seed(3)
+    donor = NAFNet(**arch).state_dict()
+    for k in donor:
+        donor[k] = torch.randn_like(donor[k]) * 0.01
+    donor["ending.weight"] = torch.zeros(4, 8, 3, 3)  # a head for another output: must be skipped
+    torch.save({"params": donor}, tmp_path / "pretrained.pth")
+    cfg = params.train.model_copy(update={"pretrained": str(tmp_path / "pretrained.pth"), "iterations": 1,
+                                          "lr": 1e-9, "eta_min": 1e-10})
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+    trained = _weights(tmp_path / "train" / "model.pth")
+    assert torch.allclose(trained["intro.weight"], donor["intro.weight"], atol=1e-6)
+    assert trained["ending.weight"].shape == (3, 8, 3, 3)
+
+
+def test_a_missing_pretrained_checkpoint_fails_before_training(pair_folder, params, tmp_path, mlflow_store):
+    import pytest
+
+    from components.stage import StageFailed
+
+    cfg = tiny(params).train.model_copy(update={"pretrained": str(tmp_path / "nope.pth")})
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    with pytest.raises(StageFailed, match="nope.pth does not exist"):
+        run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))

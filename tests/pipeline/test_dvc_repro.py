@@ -30,12 +30,45 @@ def set_param(project, section, key, value):
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+def check_seams(onnx_path):
+    """Tiled (as served) vs whole-image output of the trained model on a real listing photo:
+    close overall, and no edge where tiles meet (the output's gradient across each tile
+    boundary is what the whole-image output has there)."""
+    import numpy as np
+    from PIL import Image
+
+    from components.export import ort_runner
+    from components.metrics import psnr
+    from components.tiling import enhance_tiled, iter_tiles
+    from tests.conftest import shared_or_skip
+
+    img = Image.open(sorted(shared_or_skip("real-inputs").glob("*.jpg"))[0])
+    img.thumbnail((768, 768))
+    photo = np.asarray(img, dtype=np.float32) / 255
+    run = ort_runner(onnx_path)
+    whole = np.clip(run(photo.transpose(2, 0, 1)[None].copy())[0].transpose(1, 2, 0), 0, 1)
+    tiled = enhance_tiled(photo, run, 256, 32, 4)
+    assert psnr(tiled, whole) > 40
+    h, w = photo.shape[:2]
+    for axis, starts in ((1, {x for _, x, _, _ in iter_tiles(h, w, 256, 32)}),
+                         (0, {y for y, _, _, _ in iter_tiles(h, w, 256, 32)})):
+        other = (0, 2) if axis == 1 else (1, 2)
+        grad_tiled = np.abs(np.diff(tiled, axis=axis)).mean(axis=other)
+        grad_whole = np.abs(np.diff(whole, axis=axis)).mean(axis=other)
+        for start in sorted(starts)[1:]:  # a seam would be a step where a tile begins or its blend ends
+            for edge in (start - 1, start, start + 31, start + 32):
+                assert grad_tiled[edge] < 1.1 * grad_whole[edge], (axis, edge)
+
+
 def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project_copy):
     r = dvc(project_copy, "repro")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     metrics = json.loads((project_copy / "artifacts/evaluate/metrics.json").read_text())
     assert metrics["gate_passed"] and metrics["psnr"] > metrics["identity_psnr"] + 2
+    # TLC's effect is measured on every model: the other pooling scored on the same split
+    assert metrics["pooling"] == "global" and abs(metrics["tlc_gain_db"]) < 5
+    assert metrics["tlc_gain_db"] == pytest.approx(metrics["tlc_pooling_psnr"] - metrics["psnr"])
     client = registry(project_copy)
     aliases = {k: str(v) for k, v in client.get_registered_model("brighthouse").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "1"}
@@ -44,6 +77,8 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_copy, capture_output=True, text=True).stdout.strip()
     assert mv.tags["data_version"] == data_md5 and mv.tags["git_commit"].startswith(head)
     assert float(mv.tags["val_psnr"]) == pytest.approx(metrics["psnr"], abs=1e-3)
+
+    check_seams(project_copy / "artifacts/export/model.onnx")
 
     again = dvc(project_copy, "repro")
     assert again.returncode == 0 and "Data and pipelines are up to date" in again.stdout

@@ -49,12 +49,10 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise TimeoutError(f"{url} not ready in {timeout} s")
 
 
-@pytest.fixture
-def server(tmp_path, params, mlflow_store):
-    """Version 1 (x*0.5+0.25) registered as champion, served with a 1 s alias poll."""
-    register_affine(params, tmp_path / "v1", 0.5, 0.25)
+def start_server(tmp_path: Path, **serve: object):
+    """``brighthouse serve`` on a free loopback port with these ``serve`` overrides."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["serve"].update(poll_seconds=1, max_upload_mb=1, max_megapixels=2)
+    raw["serve"].update(poll_seconds=1, max_upload_mb=1, max_megapixels=2, **serve)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     port = free_port()
     state = tmp_path / "state"
@@ -72,4 +70,18 @@ def server(tmp_path, params, mlflow_store):
         proc.wait(timeout=20)
 
 
-__all__ = ["MlflowClient", "register_affine", "server"]
+@pytest.fixture
+def server(tmp_path, params, mlflow_store):
+    """Version 1 (x*0.5+0.25) registered as champion, served with a 1 s alias poll."""
+    register_affine(params, tmp_path / "v1", 0.5, 0.25)
+    yield from start_server(tmp_path, max_queue=64)
+
+
+@pytest.fixture
+def busy_server(tmp_path, params, mlflow_store):
+    """As ``server``, but admitting one request at a time."""
+    register_affine(params, tmp_path / "v1", 0.5, 0.25)
+    yield from start_server(tmp_path, max_queue=1)
+
+
+__all__ = ["MlflowClient", "busy_server", "register_affine", "server"]

@@ -39,16 +39,50 @@ def test_enhance_raw_png_returns_the_models_output_at_full_size(server):
     np.testing.assert_allclose(out / 255.0, expected(img, 0.5, 0.25), atol=1 / 255 + 1e-6)
 
 
-def test_enhance_multipart_jpeg_keeps_jpeg_and_orientation(server):
+def test_enhance_multipart_jpeg_keeps_jpeg_orientation_exif_and_icc(server):
+    from PIL import ImageCms
+
     img = Image.fromarray(_image(200, 300))
     exif = Image.Exif()
     exif[0x0112] = 6  # displayed rotated: 200 wide, 300 high
+    exif[0x010F] = "Canon"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=95, exif=exif)
+    img.save(buf, "JPEG", quality=95, exif=exif, icc_profile=icc)
     with server.client() as c:
         r = c.post("/v1/enhance", files={"file": ("listing.jpg", buf.getvalue(), "image/jpeg")})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-    assert Image.open(io.BytesIO(r.content)).size == (200, 300)
+    out = Image.open(io.BytesIO(r.content))
+    assert out.size == (200, 300)  # pixels made upright ...
+    assert out.getexif()[0x0112] == 1 and out.getexif()[0x010F] == "Canon"  # ... so the tag says so
+    assert out.info["icc_profile"] == icc
+
+
+def test_webp_in_png_out(server):
+    img = _image(64, 80)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "WEBP", lossless=True)
+    with server.client() as c:
+        r = c.post("/v1/enhance", content=buf.getvalue())
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    np.testing.assert_allclose(np.asarray(Image.open(io.BytesIO(r.content))) / 255.0, expected(img, 0.5, 0.25),
+                               atol=1 / 255 + 1e-6)
+
+
+def test_model_endpoint_metrics_and_docs(server):
+    with server.client() as c:
+        model = c.get("/v1/model").json()
+        assert c.post("/v1/enhance", content=_png(_image(100, 200))).status_code == 200
+        metrics = c.get("/metrics").text
+        docs, spec = c.get("/docs"), c.get("/openapi.json").json()
+    assert model["version"] == "1" and model["alias"] == "champion" and model["runtime"] == "onnxruntime-cpu"
+    assert model["lineage"]["gate"] == "passed" and len(model["lineage"]["git_commit"]) >= 7
+    assert model["tiling"] == {"tile": 64, "overlap": 8, "batch": 2}
+    assert 'brighthouse_request_seconds_count{status="ok"} 1.0' in metrics
+    assert "brighthouse_megapixels_total 0.02" in metrics  # 100 x 200 px
+    assert 'brighthouse_model_info{name="brighthouse",runtime="onnxruntime-cpu",version="1"} 1.0' in metrics
+    assert "brighthouse_queue_depth 0.0" in metrics
+    assert docs.status_code == 200 and {"/v1/enhance", "/v1/model", "/metrics"} <= set(spec["paths"])
 
 
 def test_bad_inputs_get_a_4xx_with_a_reason_and_the_server_stays_up(server):
@@ -79,3 +113,53 @@ def test_moving_the_champion_alias_swaps_the_model_without_restart(server, param
         r = c.post("/v1/enhance", content=_png(img))
     assert r.headers["x-model-version"] == v2
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r.content))), img)
+
+
+def _post(base_url: str, body: bytes) -> tuple[int, str, float, bytes]:
+    import httpx
+
+    start = time.monotonic()
+    r = httpx.post(f"{base_url}/v1/enhance", content=body, timeout=120)
+    return r.status_code, r.headers.get("x-model-version", ""), start, r.content
+
+
+def test_fifty_concurrent_requests_and_a_promotion_under_load_lose_nothing(server, params, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    v2 = register_affine(params, tmp_path / "v2", 1.0, 0.0)
+    img = _image(160, 240)
+    with ThreadPoolExecutor(50) as pool:
+        first = list(pool.map(lambda _: _post(server.base_url, _png(img)), range(50)))
+        later = [pool.submit(_post, server.base_url, _png(img)) for _ in range(100)]
+        MlflowClient().set_registered_model_alias("brighthouse", "champion", v2)  # promote mid-load
+        with server.client() as c:
+            deadline = time.monotonic() + 30
+            while c.get("/v1/model").json()["version"] != v2:
+                assert time.monotonic() < deadline, "the new champion was not picked up"
+                time.sleep(0.2)
+            switched = time.monotonic()
+        after = [pool.submit(_post, server.base_url, _png(img)) for _ in range(50)]
+        results = first + [f.result() for f in later + after]
+    assert [r[0] for r in results] == [200] * 200  # not one request failed
+    assert {r[1] for r in first} == {"1"}
+    assert {r[1] for r in results if r[2] > switched} == {v2}
+    for status, version, _, body in results:  # each response is what its version computes
+        scale, offset = (0.5, 0.25) if version == "1" else (1.0, 0.0)
+        got = np.asarray(Image.open(io.BytesIO(body))) / 255.0
+        np.testing.assert_allclose(got, expected(img, scale, offset), atol=1 / 255 + 1e-6)
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_recovers(busy_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ramp = np.linspace(0, 255, 1600, dtype=np.float32)
+    big = _png(np.broadcast_to(ramp[None, :, None], (1200, 1600, 3)).astype(np.uint8))  # 1.9 MP, small file
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda _: _post(busy_server.base_url, big)[0], range(12)))
+    assert 200 in codes and 503 in codes and set(codes) <= {200, 503}
+    with busy_server.client() as c:
+        r = None
+        while r is None or r.status_code == 503:
+            r = c.post("/v1/enhance", content=big)
+            assert r.status_code == 200 or (r.status_code == 503 and r.headers["retry-after"] == "1")
+        assert "brighthouse_rejected_total" in c.get("/metrics").text

@@ -1,0 +1,68 @@
+"""torchrun/DDP plumbing: which rank this process is, and a check that all ranks agree.
+
+``torchrun --nproc-per-node N -m components.train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; a
+plain ``python -m components.train`` is a world of one and never touches torch.distributed.
+NCCL on CUDA, gloo on CPU (what the two-process test runs).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def ranks_from_env() -> Ranks:
+    env = os.environ
+    return Ranks(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(device: str) -> Ranks:
+    """Join the process group torchrun set up (no-op for a world of one)."""
+    ranks = ranks_from_env()
+    if ranks.distributed and not torch.distributed.is_initialized():
+        if device == "cuda":
+            torch.cuda.set_device(ranks.local_rank)
+        torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+    return ranks
+
+
+def shutdown() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def weights_digest(net: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_ranks_agree(net: torch.nn.Module, ranks: Ranks) -> list[str]:
+    """Every rank's weight digest; raises if DDP let them drift apart."""
+    digest = weights_digest(net)
+    if not ranks.distributed:
+        return [digest]
+    digests: list = [None] * ranks.world_size
+    torch.distributed.all_gather_object(digests, digest)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"DDP ranks ended with different weights: {digests}")
+    return digests
