@@ -5,7 +5,7 @@ Needs a champion in the project's registry (run `make demo` first) and uses the 
 photos in ../shared/real-inputs (about 3300x2200), also downscaled to 1024 px on the long
 side; without them, synthetic photos of those sizes.
 
-    .venv/bin/python bench/serving.py --photos 2 --tiles 256 512 --batches 4 8 --concurrency 4
+    .venv/bin/python bench/serving_throughput.py --photos 2 --tiles 256 512 --batches 4 8 --concurrency 4
 """
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ def bench_engines(ref, sets: dict, args) -> None:
 def bench_http(sets: dict, args) -> None:
     import httpx
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for the test helpers
     from tests.serving.conftest import free_port, wait_ready
 
     port = free_port()
@@ -100,13 +101,15 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--window-ms", type=float, default=5.0)
     ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--no-engines", action="store_true")
     args = ap.parse_args()
     cfg = load_params().serve
     ref = fetch(cfg.model_name, cfg.alias, alias_version(cfg.model_name, cfg.alias))
     sets = photos(args.photos)
     print(f"model {ref.name} v{ref.version}, evaluated tiling {ref.tiling}; "
           f"{len(sets['full'])} full-size photos {sets['full'][0].shape[1]}x{sets['full'][0].shape[0]}")
-    bench_engines(ref, sets, args)
+    if not args.no_engines:
+        bench_engines(ref, sets, args)
     if not args.no_http:
         bench_http(sets, args)
 
