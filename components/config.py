@@ -96,6 +96,7 @@ class GateConfig(_Section):
     min_psnr_gain_over_baseline: float = 0.0
     max_ciede2000_mean: float = Field(100.0, gt=0)
     max_regression_vs_champion_db: float = Field(0.1, ge=0)
+    max_fp16_loss_db: float = Field(0.05, ge=0)  # the FP16 variant ships only if it loses less
 
 
 class EvaluateConfig(_Section):
@@ -109,6 +110,7 @@ class ExportConfig(_Section):
     opset: int = 18
     tlc: bool = True                       # local pooling in channel attention (TLC), baked into the ONNX
     tlc_scale: float = Field(1.5, gt=0)    # TLC window = this x the training patch size
+    fp16: bool = True                      # also write model_fp16.onnx (GPU serving); evaluate measures it
     check_size: int = Field(96, gt=0)
     atol: float = Field(1e-3, gt=0)
 

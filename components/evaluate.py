@@ -129,6 +129,31 @@ def pooling_comparison(paths: EvaluatePaths, tiling: TilingConfig) -> dict:
             f"{other}_pooling_psnr": float(np.mean([r["psnr"] for r in rows]))}
 
 
+def fp16_comparison(fp16_onnx: Path, lmdb_dir: Path, cfg: EvaluateConfig, psnr_fp32: float) -> dict:
+    """The FP16 ONNX on the same split: its PSNR loss decides whether it ships."""
+    from components.export import ort_runner
+
+    lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
+    rows, _ = score_pairs(lq, gt, ort_runner(fp16_onnx), cfg.tiling)
+    loss = psnr_fp32 - float(np.mean([r["psnr"] for r in rows]))
+    log.info("FP16 ONNX loses %.4f dB (limit %s dB)", loss, cfg.gate.max_fp16_loss_db)
+    return {"fp16_loss_db": loss, "fp16_ok": loss <= cfg.gate.max_fp16_loss_db}
+
+
+def variant_comparisons(cfg: EvaluateConfig, paths: EvaluatePaths, psnr_served: float) -> dict:
+    """Measured, not gated: TLC vs global pooling, and the FP16 export's quality."""
+    out: dict = {}
+    if cfg.compare_pooling:
+        out.update(pooling_comparison(paths, cfg.tiling))
+        other = next(k for k in out if k.endswith("_pooling_psnr"))
+        out["tlc_gain_db"] = (1 if out["pooling"] == "tlc" else -1) * (psnr_served - out[other])
+        log.info("TLC gain %.3f dB (served pooling: %s)", out["tlc_gain_db"], out["pooling"])
+    export = json.loads((paths.export / "export.json").read_text())
+    if export.get("fp16_onnx"):
+        out.update(fp16_comparison(paths.export / export["fp16_onnx"], paths.lmdb, cfg, psnr_served))
+    return out
+
+
 def fit_baseline(lmdb_dir: Path) -> np.ndarray:
     pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train" / "lq.lmdb")),
                 (img for _, img in iter_lmdb(lmdb_dir / "train" / "gt.lmdb")))
@@ -157,11 +182,7 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
                             lpips_fn, champion_score(paths.lmdb, cfg.model_name))
     if lpips_fn is None:
         result["lpips"] = lpips_note
-    if cfg.compare_pooling:
-        result.update(pooling_comparison(paths, cfg.tiling))
-        other = next(k for k in result if k.endswith("_pooling_psnr"))
-        result["tlc_gain_db"] = (1 if result["pooling"] == "tlc" else -1) * (result["psnr"] - result[other])
-        log.info("TLC gain %.3f dB (served pooling: %s)", result["tlc_gain_db"], result["pooling"])
+    result.update(variant_comparisons(cfg, paths, result["psnr"]))
     worst = result.pop("worst")
     report = write_report(result, worst, paths.out / "report.html")
     write_json(paths.out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})

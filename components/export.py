@@ -82,14 +82,29 @@ def compare(model: torch.nn.Module, onnx_path: Path, inputs: dict[str, np.ndarra
     return diffs
 
 
+def export_fp16(onnx_path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> tuple[Path, dict]:
+    """An FP16 copy (inputs and outputs stay float32) for GPU serving, and its difference
+    from PyTorch. Whether it keeps quality is measured by ``evaluate`` on the val split."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    path = onnx_path.with_name("model_fp16.onnx")
+    onnx.save(convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True), str(path))
+    return path, compare(model, path, inputs)
+
+
 def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
     window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
     model = load_model(paths.train / "model.pth", tlc_window=window if cfg.tlc else 0)
     onnx_path = paths.out / "model.onnx"
     export_onnx(model, onnx_path, cfg.opset)
-    diffs = compare(model, onnx_path, check_inputs(paths.lmdb, cfg.check_size))
+    inputs = check_inputs(paths.lmdb, cfg.check_size)
+    diffs = compare(model, onnx_path, inputs)
     result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset,
-              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window}
+              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None}
+    if cfg.fp16:
+        fp16_path, fp16_diffs = export_fp16(onnx_path, model, inputs)
+        result.update(fp16_onnx=fp16_path.name, fp16_max_abs_diff=fp16_diffs)
     write_json(paths.out / "export.json", result)
     worst = max(diffs.values())
     if worst > cfg.atol:

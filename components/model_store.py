@@ -25,6 +25,12 @@ class ModelRef:
     metadata: dict = field(default_factory=dict)  # what register recorded (tiling, pooling, input)
     tags: dict = field(default_factory=dict)      # lineage: data version, git commit, metrics, gate
 
+    @property
+    def fp16_path(self) -> Path | None:
+        """The FP16 ONNX, registered only when it lost under evaluate.gate.max_fp16_loss_db."""
+        path = self.onnx_path.parent / "fp16" / "model_fp16.onnx"
+        return path if path.is_file() else None
+
 
 def alias_version(name: str, alias: str) -> str:
     from mlflow import MlflowClient

@@ -80,11 +80,13 @@ def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict,
     return info.registered_model_version
 
 
-def version_extras(paths: RegisterPaths) -> list[tuple[str, Path]]:
-    """What a person or a server needs beside the weights: how it was made and how it scored."""
+def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]]:
+    """What a person or a server needs beside the weights: how it was made and how it scored,
+    and the FP16 variant when evaluation found it keeps quality."""
+    fp16_extra = [("fp16", paths.export / "model_fp16.onnx")] if fp16_ok else []
     return [("config", paths.train / "basicsr_options.yml"), ("config", Path("params.yaml")),
             ("evaluation", paths.evaluate / "report.html"), ("evaluation", paths.evaluate / "metrics.json"),
-            ("export", paths.export / "export.json")]
+            ("export", paths.export / "export.json")] + fp16_extra
 
 
 def _versions(client, name: str) -> list:
@@ -107,12 +109,13 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     client = MlflowClient()
     export = json.loads((paths.export / "export.json").read_text())
     metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]",
-                "pooling": export["pooling"], "tlc_window": export["tlc_window"]}
+                "pooling": export["pooling"], "tlc_window": export["tlc_window"],
+                "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db")}
     # A retried task (registered, then failed before DVC recorded it) reuses its version.
     same_run = [mv for mv in _versions(client, cfg.model_name) if mv.run_id == run_id]
     version = str(same_run[0].version if same_run else
                   log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata,
-                                   version_extras(paths)))
+                                   version_extras(paths, bool(metrics.get("fp16_ok")))))
     for key, value in lineage_tags(metrics, run_id).items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
     aliases = [cfg.alias]

@@ -39,7 +39,9 @@ def open_session(ref: ModelRef, runtime: str, tile: int, tile_batch: int):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if "CPUExecutionProvider" not in wanted:  # ops a GPU provider lacks fall back to the CPU
         providers.append("CPUExecutionProvider")
-    session = ort.InferenceSession(str(ref.onnx_path), opts, providers=providers)
+    # FP16 pays off on CUDA; TensorRT builds its own FP16 engine from the FP32 graph
+    onnx_path = ref.fp16_path if wanted[0] == "CUDAExecutionProvider" and ref.fp16_path else ref.onnx_path
+    session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
     return session, RUNTIME_NAMES[session.get_providers()[0]]
 
 

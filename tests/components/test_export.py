@@ -35,3 +35,14 @@ def test_graph_has_named_dynamic_axes(exported):
     _, path = exported
     dims = ort_session(path).get_inputs()[0].shape
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
+
+
+def test_fp16_variant_keeps_float32_io_and_stays_close(exported):
+    from components.export import export_fp16
+
+    model, path = exported
+    x = np.random.default_rng(2).random((1, 3, 48, 80), dtype=np.float32)
+    fp16_path, diffs = export_fp16(path, model, {"x": x})
+    session = ort_session(fp16_path)
+    assert session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
+    assert 0 < diffs["x"] < 1e-2  # half precision: not bit-exact, but close

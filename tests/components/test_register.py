@@ -98,3 +98,22 @@ def test_a_version_carries_its_config_and_evaluation_report(params, tmp_path, ml
     assert {"model.onnx", "MLmodel", "config/basicsr_options.yml", "config/params.yaml",
             "evaluation/report.html", "evaluation/metrics.json", "export/export.json"} <= files
     assert (Path(local) / "evaluation/report.html").read_text() == "<html>worst images</html>"
+
+
+def test_the_fp16_variant_ships_only_when_evaluation_found_it_good(params, tmp_path, mlflow_store):
+    import json
+
+    from components.model_store import fetch
+
+    refs = {}
+    for name, ok in (("good", True), ("lossy", False)):
+        dirs = fake_stage_outputs(tmp_path / name, 0.5, 0.1)
+        metrics = json.loads((dirs["evaluate"] / "metrics.json").read_text())
+        metrics.update(fp16_ok=ok, fp16_loss_db=0.01 if ok else 0.4)
+        (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
+        (dirs["export"] / "model_fp16.onnx").write_bytes((dirs["export"] / "model.onnx").read_bytes())
+        version = run_register(params.register_, RegisterPaths(*(dirs[k] for k in ("train", "evaluate", "export",
+                                                                                      "register"))))["version"]
+        refs[name] = fetch("brighthouse", "challenger", version)
+    assert refs["good"].fp16_path is not None and refs["good"].metadata["fp16"] is True
+    assert refs["lossy"].fp16_path is None and refs["lossy"].metadata["fp16_loss_db"] == 0.4

@@ -69,6 +69,8 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     # TLC's effect is measured on every model: the other pooling scored on the same split
     assert metrics["pooling"] == "global" and abs(metrics["tlc_gain_db"]) < 5
     assert metrics["tlc_gain_db"] == pytest.approx(metrics["tlc_pooling_psnr"] - metrics["psnr"])
+    # the FP16 export's quality loss is measured, and decides whether it ships with the version
+    assert isinstance(metrics["fp16_loss_db"], float) and metrics["fp16_ok"] == (metrics["fp16_loss_db"] <= 0.05)
     client = registry(project_copy)
     aliases = {k: str(v) for k, v in client.get_registered_model("brighthouse").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "1"}
