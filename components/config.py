@@ -119,6 +119,7 @@ class RegisterConfig(_Section):
     model_name: str = "brighthouse"
     alias: str = "challenger"
     first_is_champion: bool = True
+    tensorrt: Literal["auto", "off"] = "auto"  # auto: build and ship an engine where TensorRT and a GPU are
 
 
 class ServeConfig(_Section):

@@ -174,9 +174,10 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     from components.eval_report import write_report
     from components.export import ort_runner
     from components.perceptual import lpips_scorer
-    from components.tracking import use_tracking
+    from components.tracking import training_run, use_tracking
 
     use_tracking()
+    run_id = training_run(paths.train)
     lpips_fn, lpips_note = lpips_scorer()
     result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, fit_baseline(paths.lmdb),
                             lpips_fn, champion_score(paths.lmdb, cfg.model_name))
@@ -187,7 +188,7 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     report = write_report(result, worst, paths.out / "report.html")
     write_json(paths.out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})
     write_json(paths.out / "per_image.json", result["per_image"])
-    _log_to_run(json.loads((paths.train / "run.json").read_text())["run_id"], result, report)
+    _log_to_run(run_id, result, report)
     if not result["gate_passed"]:
         raise StageFailed("the model failed the gate: " + "; ".join(result["gate_reasons"]))
     return {k: result[k] for k in ("psnr", "ssim", "baseline_psnr", "identity_psnr", "gate_passed")}

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import yaml
 
 from components.config import RegisterConfig
 from components.stage import StageFailed, run_stage, write_json
-from components.tracking import use_tracking
+from components.tensorrt_engine import build_engine, unavailable_reason
+from components.tracking import training_run, use_tracking
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -89,6 +91,22 @@ def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]
             ("export", paths.export / "export.json")] + fp16_extra
 
 
+def tensorrt_extras(cfg: RegisterConfig, onnx_path: Path, tiling: dict, workdir: Path) -> tuple[list, dict]:
+    """The serving engine for this machine's GPU, when it has one and TensorRT: (extras to
+    ship under ``tensorrt/<key>/``, what happened). A failed build is recorded, not fatal:
+    the ONNX passed the gate, and serving falls back to onnxruntime CUDA."""
+    reason = "register.tensorrt is off" if cfg.tensorrt == "off" else unavailable_reason()
+    if reason:
+        return [], {"skipped": reason}
+    try:
+        built = build_engine(onnx_path, workdir, tiling["tile"], tiling["batch"])
+    except Exception as exc:  # onnxruntime raises several types for a failed TensorRT build
+        log.error("TensorRT engine build failed; registering without one: %s", exc)
+        return [], {"failed": str(exc)}
+    log.info("TensorRT engine for %s built in %.0f s", built["key"], built["build_seconds"])
+    return [(f"tensorrt/{built['key']}", workdir / name) for name in built["files"]], built
+
+
 def _versions(client, name: str) -> list:
     from mlflow.exceptions import MlflowException
 
@@ -98,24 +116,39 @@ def _versions(client, name: str) -> list:
         return []
 
 
+def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> tuple[str, dict]:
+    """Log and register the ONNX with its extras (and any TensorRT engine); (version, engine)."""
+    from mlflow import MlflowClient
+
+    export = json.loads((paths.export / "export.json").read_text())
+    metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]",
+                "pooling": export["pooling"], "tlc_window": export["tlc_window"],
+                "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db")}
+    onnx_path = paths.export / "model.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        trt_extras, engine = tensorrt_extras(cfg, onnx_path, metrics["tiling"], Path(tmp))
+        extras = version_extras(paths, bool(metrics.get("fp16_ok"))) + trt_extras
+        version = str(log_and_register(onnx_path, run_id, cfg.model_name, metadata, extras))
+    trt_tag = engine.get("key") or "none: " + engine.get("skipped", engine.get("failed", ""))
+    MlflowClient().set_model_version_tag(cfg.model_name, version, "tensorrt", trt_tag)
+    return version, engine
+
+
 def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     from mlflow import MlflowClient
 
     metrics = json.loads((paths.evaluate / "metrics.json").read_text())
     if not metrics["gate_passed"]:
         raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics["gate_reasons"]))
-    run_id = json.loads((paths.train / "run.json").read_text())["run_id"]
     use_tracking()
+    run_id = training_run(paths.train)
     client = MlflowClient()
-    export = json.loads((paths.export / "export.json").read_text())
-    metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]",
-                "pooling": export["pooling"], "tlc_window": export["tlc_window"],
-                "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db")}
     # A retried task (registered, then failed before DVC recorded it) reuses its version.
     same_run = [mv for mv in _versions(client, cfg.model_name) if mv.run_id == run_id]
-    version = str(same_run[0].version if same_run else
-                  log_and_register(paths.export / "model.onnx", run_id, cfg.model_name, metadata,
-                                   version_extras(paths, bool(metrics.get("fp16_ok")))))
+    if same_run:
+        version, engine = str(same_run[0].version), {"skipped": "registered by an earlier attempt"}
+    else:
+        version, engine = register_new_version(cfg, paths, metrics, run_id)
     for key, value in lineage_tags(metrics, run_id).items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
     aliases = [cfg.alias]
@@ -123,7 +156,8 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
         aliases.append(CHAMPION)
     for alias in aliases:
         client.set_registered_model_alias(cfg.model_name, alias, version)
-    result = {"model_name": cfg.model_name, "version": version, "aliases": aliases, "run_id": run_id}
+    result = {"model_name": cfg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
+              "tensorrt": engine}
     write_json(paths.out / "registered.json", result)
     log.info("registered %s version %s as %s", cfg.model_name, version, ", ".join(aliases))
     return result

@@ -45,3 +45,25 @@ def get_or_create_experiment(name: str) -> str:
     if tracking_uri().startswith("sqlite:///"):
         location = (state_dir() / "mlartifacts").as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def training_run(train_dir: Path) -> str:
+    """The MLflow run the train stage logged to (``run.json``). Checked first, because DVC can
+    restore training outputs from its cache that were logged to another store (a wiped
+    ``.brighthouse/``, a new clone): stages would otherwise fail late with "Run not found"."""
+    import json
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from components.stage import StageFailed
+
+    run_id = json.loads((train_dir / "run.json").read_text())["run_id"]
+    try:
+        MlflowClient().get_run(run_id)
+    except MlflowException as exc:
+        raise StageFailed(
+            f"training run {run_id} (named in {train_dir / 'run.json'}) is not in the MLflow store "
+            f"{tracking_uri()}: those training outputs were logged to another store (restored from DVC's "
+            "cache?). Set MLFLOW_TRACKING_URI to that store, or retrain here with `dvc repro -f train`") from exc
+    return run_id

@@ -3,44 +3,63 @@ behind the cross-request tile batcher and the tiling code evaluation used."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
 from components.model_store import ModelRef
+from components.tensorrt_engine import current_engine_key, seed_cache, session_providers, unavailable_reason
 from components.tiling import enhance_tiled, to_uint8
 from serving.batcher import TileBatcher
 
 log = logging.getLogger(__name__)
-# Best first. TensorRT builds an FP16 engine for the serving tile shapes and caches it on disk
-# per GPU model; it needs onnxruntime-gpu with TensorRT libraries (the `tensorrt` extra).
+# Best first. TensorRT runs an FP16 engine built for the serving tile shapes (see
+# components/tensorrt_engine.py); it needs the `tensorrt` extra and onnxruntime-gpu.
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 RUNTIME_NAMES = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "onnxruntime-cuda",
                  "CPUExecutionProvider": "onnxruntime-cpu"}
 
 
-def tensorrt_options(tile: int, batch: int, cache_dir: str) -> dict:
-    shape = lambda b: f"input:{b}x3x{tile}x{tile}"  # noqa: E731
-    return {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir,
-            "trt_profile_min_shapes": shape(1), "trt_profile_opt_shapes": shape(batch),
-            "trt_profile_max_shapes": shape(batch)}
+def tensorrt_cache(ref: ModelRef) -> Path:
+    """This machine's engine cache for the version, seeded from the engine recorded with it
+    for this GPU, if any; otherwise onnxruntime builds one there on the first run."""
+    key = current_engine_key()
+    cache = ref.onnx_path.parent / "trt-cache" / key
+    if seed_cache(ref.onnx_path.parent / "tensorrt" / key, cache):
+        log.info("version %s: using the TensorRT engine recorded for %s", ref.version, key)
+    else:
+        log.warning("version %s has no TensorRT engine for %s: building one (minutes)", ref.version, key)
+    return cache
 
 
-def open_session(ref: ModelRef, runtime: str, tile: int, tile_batch: int):
-    """(session, runtime name): ``runtime`` 'auto' takes the best available provider."""
+def providers_for(ref: ModelRef, runtime: str, tile: int, tile_batch: int) -> list:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     wanted = [p for p in PREFERENCE if p in available and (runtime == "auto" or RUNTIME_NAMES[p] == runtime)]
     if not wanted:
         raise RuntimeError(f"serve.runtime={runtime} is not available here (onnxruntime has {available})")
-    providers = [(p, tensorrt_options(tile, tile_batch, str(ref.onnx_path.parent / "trt-cache")))
-                 if p == "TensorrtExecutionProvider" else p for p in wanted]
+    if wanted[0] == "TensorrtExecutionProvider":
+        # onnxruntime-gpu lists TensorRT even where its libraries or the GPU are missing
+        reason = unavailable_reason()
+        if reason is None:
+            return session_providers(tile, tile_batch, tensorrt_cache(ref))
+        if runtime == "tensorrt":
+            raise RuntimeError(f"serve.runtime=tensorrt is not available here: {reason}")
+        wanted.pop(0)
+    return wanted + ([] if "CPUExecutionProvider" in wanted else ["CPUExecutionProvider"])
+
+
+def open_session(ref: ModelRef, runtime: str, tile: int, tile_batch: int):
+    """(session, runtime name): ``runtime`` 'auto' takes the best available provider."""
+    import onnxruntime as ort
+
+    providers = providers_for(ref, runtime, tile, tile_batch)
+    first = providers[0] if isinstance(providers[0], str) else providers[0][0]
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if "CPUExecutionProvider" not in wanted:  # ops a GPU provider lacks fall back to the CPU
-        providers.append("CPUExecutionProvider")
     # FP16 pays off on CUDA; TensorRT builds its own FP16 engine from the FP32 graph
-    onnx_path = ref.fp16_path if wanted[0] == "CUDAExecutionProvider" and ref.fp16_path else ref.onnx_path
+    onnx_path = ref.fp16_path if first == "CUDAExecutionProvider" and ref.fp16_path else ref.onnx_path
     session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
     return session, RUNTIME_NAMES[session.get_providers()[0]]
 

@@ -117,3 +117,56 @@ def test_the_fp16_variant_ships_only_when_evaluation_found_it_good(params, tmp_p
         refs[name] = fetch("brighthouse", "challenger", version)
     assert refs["good"].fp16_path is not None and refs["good"].metadata["fp16"] is True
     assert refs["lossy"].fp16_path is None and refs["lossy"].metadata["fp16_loss_db"] == 0.4
+
+
+def test_without_tensorrt_the_version_says_why_it_has_no_engine(params, tmp_path, mlflow_store):
+    from components.tensorrt_engine import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None:
+        pytest.skip("TensorRT and a GPU are present: the engine is built (test_tensorrt_engine)")
+    result = _register(params, tmp_path, "a")
+    assert result["tensorrt"] == {"skipped": reason}
+    assert MlflowClient().get_model_version("brighthouse", result["version"]).tags["tensorrt"] == f"none: {reason}"
+
+
+def test_a_built_engine_ships_with_the_version_under_its_gpu_key(params, tmp_path, mlflow_store, monkeypatch):
+    """The build is replaced (it needs a GPU); what is checked is that its files travel with
+    the version to where serving looks for them, and that a failed build is recorded."""
+    from pathlib import Path
+
+    import components.register as register
+    from components.model_store import fetch
+    from components.tensorrt_engine import engine_files
+
+    def fake_build(onnx_path, out_dir, tile, batch):
+        assert onnx_path.name == "model.onnx" and (tile, batch) == (64, 2)  # the tiling the gate used
+        (out_dir / "g_1_sm90.engine").write_bytes(b"plan")
+        (out_dir / "g_1_sm90.profile").write_bytes(b"shapes")
+        return {"key": "GPU-X-trt10-ort1", "files": ["g_1_sm90.engine", "g_1_sm90.profile"], "build_seconds": 1.0}
+
+    monkeypatch.setattr(register, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(register, "build_engine", fake_build)
+    result = _register(params, tmp_path, "a")
+    ref = fetch("brighthouse", "champion", result["version"])
+    assert ref.tags["tensorrt"] == "GPU-X-trt10-ort1" and result["tensorrt"]["key"] == "GPU-X-trt10-ort1"
+    assert set(engine_files(Path(ref.onnx_path).parent / "tensorrt" / "GPU-X-trt10-ort1")) == {
+        "g_1_sm90.engine", "g_1_sm90.profile"}
+
+    def failing_build(*_):
+        raise RuntimeError("TensorRT input: unsupported operator")
+
+    monkeypatch.setattr(register, "build_engine", failing_build)
+    failed = _register(params, tmp_path, "b")  # the gate passed: registered without an engine
+    assert "unsupported operator" in failed["tensorrt"]["failed"]
+    assert MlflowClient().get_model_version("brighthouse", failed["version"]).tags["tensorrt"].startswith("none: ")
+
+
+def test_training_outputs_from_another_store_fail_early_and_say_what_to_do(params, tmp_path, mlflow_store):
+    import json
+
+    dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
+    (dirs["train"] / "run.json").write_text(json.dumps({"run_id": "0123456789abcdef0123456789abcdef"}))
+    with pytest.raises(StageFailed, match=r"not in the MLflow store .*dvc repro -f train"):
+        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    assert MlflowClient().search_registered_models() == []

@@ -5,29 +5,9 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import tool_env
+from tests.pipeline.conftest import dvc, registry, set_param
 
 pytestmark = pytest.mark.slow
-
-
-def dvc(project, *args):
-    return subprocess.run(["dvc", *args], cwd=project, env=tool_env(), capture_output=True, text=True)
-
-
-def registry(project):
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{project / '.brighthouse' / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def set_param(project, section, key, value):
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    node = raw[section]
-    for k in key[:-1]:
-        node = node[k]
-    node[key[-1]] = value
-    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def check_seams(onnx_path):

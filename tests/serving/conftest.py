@@ -49,13 +49,14 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise TimeoutError(f"{url} not ready in {timeout} s")
 
 
-def start_server(tmp_path: Path, **serve: object):
-    """``brighthouse serve`` on a free loopback port with these ``serve`` overrides."""
+def start_server(tmp_path: Path, state: Path | None = None, **serve: object):
+    """``brighthouse serve`` on a free loopback port with these ``serve`` overrides, on the
+    MLflow store under ``state`` (default: the test's private one)."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["serve"].update(poll_seconds=1, max_upload_mb=1, max_megapixels=2, **serve)
+    raw["serve"].update({"poll_seconds": 1, "max_upload_mb": 1, "max_megapixels": 2, **serve})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     port = free_port()
-    state = tmp_path / "state"
+    state = state or tmp_path / "state"
     proc = subprocess.Popen(
         ["brighthouse", "serve", "--params", str(tmp_path / "params.yaml"), "--port", str(port)],
         cwd=tmp_path, env=tool_env(BRIGHTHOUSE_HOME=str(state)),

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from serving.engine import PREFERENCE, RUNTIME_NAMES, open_session, tensorrt_options
+from serving.engine import PREFERENCE, RUNTIME_NAMES, open_session
 from tests.serving.conftest import register_affine
 
 
@@ -12,13 +12,6 @@ def champion_ref(params, tmp_path, mlflow_store):
 
     version = register_affine(params, tmp_path / "v1", 0.5, 0.25)
     return fetch("brighthouse", "champion", version)
-
-
-def test_tensorrt_profile_covers_the_serving_tile_and_batch(tmp_path):
-    opts = tensorrt_options(256, 8, str(tmp_path))
-    assert opts["trt_fp16_enable"] and opts["trt_engine_cache_enable"]
-    assert opts["trt_profile_opt_shapes"] == "input:8x3x256x256" == opts["trt_profile_max_shapes"]
-    assert opts["trt_profile_min_shapes"] == "input:1x3x256x256"
 
 
 def test_asking_for_a_runtime_that_is_absent_says_what_is_there(champion_ref):
@@ -32,12 +25,10 @@ def test_asking_for_a_runtime_that_is_absent_says_what_is_there(champion_ref):
 
 
 def test_tensorrt_engine_matches_onnxruntime_cpu(champion_ref):
-    import onnxruntime as ort
+    from components.tensorrt_engine import unavailable_reason
 
-    pytest.importorskip("tensorrt", reason="tensorrt is not installed: it is the optional `tensorrt` extra, "
-                                           "for a GPU machine with onnxruntime-gpu")
-    if "TensorrtExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("onnxruntime has no TensorrtExecutionProvider here (needs onnxruntime-gpu and a GPU)")
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
     trt, name = open_session(champion_ref, "tensorrt", 64, 2)
     cpu, _ = open_session(champion_ref, "onnxruntime-cpu", 64, 2)
     x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)

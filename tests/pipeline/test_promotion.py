@@ -1,0 +1,154 @@
+"""Issue 5's done-when, in a project copy: the demo's model is served, the pipeline registers a
+second version, ``brighthouse promote`` moves ``champion`` while requests are flowing, the
+server switches within its poll interval without one failed request; then the MLflow server
+(the UI's endpoint) moves it back, with the same result."""
+import io
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import tool_env
+from tests.pipeline.conftest import dvc, registry, set_param
+from tests.serving.conftest import free_port, start_server
+
+pytestmark = pytest.mark.slow
+POLL_SECONDS = 2
+
+
+def listing_photo(project) -> np.ndarray:
+    img = Image.open(sorted((project / "data").glob("*_src.jpg"))[0]).convert("RGB")
+    img.thumbnail((400, 400))
+    return np.asarray(img)
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def served_by(onnx_path, photo: np.ndarray, tiling: dict) -> np.ndarray:
+    """What serving must answer: the version's ONNX, tiled as its gate measured it."""
+    from components.export import ort_runner
+    from components.tiling import enhance_tiled, to_uint8
+
+    return to_uint8(enhance_tiled(photo, ort_runner(onnx_path), tiling["tile"], tiling["overlap"], tiling["batch"]))
+
+
+def post(base_url: str, body: bytes) -> tuple[int, str, float, bytes]:
+    start = time.monotonic()
+    r = httpx.post(f"{base_url}/v1/enhance?format=png", content=body, timeout=120)
+    return r.status_code, r.headers.get("x-model-version", ""), start, r.content
+
+
+def register_second_version(project) -> None:
+    """Same data, another seed. The relative gates are widened: this test is about promotion,
+    and a 300-iteration CPU model's seed alone moves PSNR by tenths of a dB (seed 1 came out
+    0.11 dB under the tone-curve baseline). The gates themselves are tested in test_dvc_repro."""
+    set_param(project, "train", ("seed",), 1)
+    set_param(project, "evaluate", ("gate", "max_regression_vs_champion_db"), 10.0)
+    set_param(project, "evaluate", ("gate", "min_psnr_gain_over_baseline"), -2.0)
+    r = dvc(project, "repro")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def cli_promote(project, version: str) -> None:
+    r = subprocess.run(["brighthouse", "promote", version], cwd=project, env=tool_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and f"champion is now version {version}" in r.stdout, r.stderr
+
+
+@contextmanager
+def mlflow_ui(project):
+    """The real MLflow server on the project's store, started as ``make mlflow-ui`` does."""
+    port, state = free_port(), project / ".brighthouse"
+    proc = subprocess.Popen(
+        ["mlflow", "server", "--workers", "1", "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
+         "--default-artifact-root", str(state / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        env=tool_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def ui_promote(ui_url: str, version: str) -> None:
+    """What the UI's Aliases dialog sends when ``champion`` is moved to ``version``."""
+    r = httpx.post(f"{ui_url}/ajax-api/2.0/mlflow/registered-models/alias",
+                   json={"name": "brighthouse", "alias": "champion", "version": version}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def promote_under_load(server, promote, version: str, body: bytes):
+    """100 requests from 8 clients; ``promote()`` once 20 are answered, then 20 more once
+    ``/v1/model`` reports ``version``. Returns the results, when the switch was seen, and how
+    long after the promotion that was."""
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(post, server.base_url, body) for _ in range(100)]
+        while sum(f.done() for f in futures) < 20:
+            time.sleep(0.05)
+        promote()
+        promoted = time.monotonic()
+        with server.client() as c:
+            while c.get("/v1/model").json()["version"] != version:
+                assert time.monotonic() - promoted < 60, "the promotion was never picked up"
+                time.sleep(0.1)
+        switched = time.monotonic()
+        futures += [pool.submit(post, server.base_url, body) for _ in range(20)]
+        return [f.result() for f in futures], switched, switched - promoted
+
+
+def check_answers(results, switched: float, new: str, expected: dict) -> None:
+    assert [r[0] for r in results] == [200] * len(results)  # not one request failed
+    assert {r[1] for r in results if r[2] > switched} == {new}  # later answers carry the new version
+    for _, version, _, body in results:  # each answer is what the version it names computes
+        got = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int)
+        assert np.abs(got - expected[version]).max() <= 1, version
+
+
+def test_demo_model_served_then_promotions_by_cli_and_ui_switch_it_losing_nothing(project_copy, tmp_path):
+    first = dvc(project_copy, "repro")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    onnx = {"1": shutil.copy(project_copy / "artifacts/export/model.onnx", tmp_path / "v1.onnx")}
+    photo = listing_photo(project_copy)
+    (tmp_path / "serve").mkdir()
+    serve = contextmanager(start_server)(tmp_path / "serve", state=project_copy / ".brighthouse",
+                                         poll_seconds=POLL_SECONDS, max_queue=64)
+    with serve as server:
+        with server.client() as c:
+            model = c.get("/v1/model").json()
+        assert model["version"] == "1" and model["alias"] == "champion"
+
+        register_second_version(project_copy)
+        onnx["2"] = project_copy / "artifacts/export/model.onnx"
+        aliases = {k: str(v) for k, v in registry(project_copy).get_registered_model("brighthouse").aliases.items()}
+        assert aliases == {"champion": "1", "challenger": "2"}
+        expected = {v: served_by(path, photo, model["tiling"]).astype(int) for v, path in onnx.items()}
+        assert np.abs(expected["1"] - expected["2"]).max() > 2  # two genuinely different models
+
+        results, switched, took = promote_under_load(server, lambda: cli_promote(project_copy, "2"), "2", png(photo))
+        print(f"/v1/model reported version 2 {took:.2f} s after `brighthouse promote 2` (poll {POLL_SECONDS} s)")
+        assert took < POLL_SECONDS + 10  # the poll interval, plus loading and warming the new version
+        check_answers(results, switched, "2", expected)
+
+        with mlflow_ui(project_copy) as ui:  # and back, as a person would roll back in the UI
+            results, switched, took = promote_under_load(server, lambda: ui_promote(ui, "1"), "1", png(photo))
+        print(f"/v1/model reported version 1 {took:.2f} s after the UI moved champion back")
+        assert took < POLL_SECONDS + 10
+        check_answers(results, switched, "1", expected)
