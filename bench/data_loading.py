@@ -79,7 +79,7 @@ def main() -> None:
         pairs = make_pairs(Path(tmp), args.photos)
         start = time.perf_counter()
         # the stage's own writer, with every photo on the training side
-        n_sub = write_split(find_pairs(tmp), Path(tmp) / "lmdb" / "train", cfg, subimages=True)
+        n_sub = write_split(find_pairs(tmp), Path(tmp) / "lmdb" / "train", cfg, "subimages")
         convert_s = time.perf_counter() - start
         print(f"{args.photos} photos -> {n_sub} train sub-images "
               f"({cfg.crop_size}px, step {cfg.step}) in {convert_s:.1f} s")

@@ -17,15 +17,37 @@ import yaml
 
 from components.config import TrainConfig
 from components.distributed import Ranks, check_ranks_agree
+from components.curves_nafnet import register_curves_nafnet
 from components.nafnet_arch import register_nafnet
+from components.whole_photo_data import WholePhotoDataset
 from components.train_state import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
-def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = Ranks()) -> dict:
-    """BasicSR's option dict, resolved from the typed train config (batch size is per rank)."""
+def _whole_photo_dataset(cfg: TrainConfig, lmdb_dir: Path) -> dict:
+    return {
+        "name": "train", "type": "WholePhotoDataset", "phase": "train", "scale": 1,
+        "dataroot_lq": str(lmdb_dir / "train_whole" / "lq.lmdb"),
+        "dataroot_gt": str(lmdb_dir / "train_whole" / "gt.lmdb"),
+        "gt_size": cfg.patch_size, "min_crop": cfg.min_crop, "exposure_stops": cfg.exposure_stops,
+        "white_balance": cfg.white_balance,
+        "batch_size_per_gpu": cfg.batch_size, "num_worker_per_gpu": cfg.num_workers,
+        "dataset_enlarge_ratio": 1, "prefetch_mode": None,
+    }
+
+
+def _network(cfg: TrainConfig, tone_curves: list | None) -> dict:
+    if tone_curves is None:
+        return {"type": "NAFNet", **cfg.arch.model_dump()}
+    return {"type": "CurvesNAFNet", "tone_curves": tone_curves, **cfg.arch.model_dump()}
+
+
+def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = Ranks(),
+                  tone_curves: list | None = None) -> dict:
+    """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
+    ``tone_curves`` (3 x 256 levels) puts fitted curves in front of NAFNet (``CurvesNAFNet``)."""
     train_ds = {
         "name": "train", "type": "PairedImageDataset", "phase": "train", "scale": 1,
         "dataroot_lq": str(lmdb_dir / "train" / "lq.lmdb"),
@@ -35,13 +57,15 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
         "batch_size_per_gpu": cfg.batch_size, "num_worker_per_gpu": cfg.num_workers,
         "dataset_enlarge_ratio": 1, "prefetch_mode": None,
     }
+    if cfg.mode == "global_view":
+        train_ds = _whole_photo_dataset(cfg, lmdb_dir)
     return {
         "name": "brighthouse", "model_type": "SRModel", "scale": 1, "is_train": True,
         "num_gpu": 1 if device == "cuda" else 0, "dist": ranks.distributed, "rank": ranks.rank,
         "world_size": ranks.world_size,
         "manual_seed": cfg.seed,
         "datasets": {"train": train_ds},
-        "network_g": {"type": "NAFNet", **cfg.arch.model_dump()},
+        "network_g": _network(cfg, tone_curves),
         # strict=False: a pretrained checkpoint (e.g. NAFNet-SIDD) whose heads differ still loads;
         # BasicSR skips and logs the tensors whose shapes do not match
         "path": {"pretrain_network_g": cfg.pretrained or None, "strict_load_g": False, "param_key_g": "params",
@@ -109,6 +133,8 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.n
     from basicsr.utils import set_random_seed
 
     register_nafnet()
+    register_curves_nafnet()
+    _register_whole_photo_dataset()
     if opt["train"].get("perceptual_opt"):
         check_vgg_weights()
     set_random_seed(opt["manual_seed"])  # the same initial weights on every rank
@@ -127,6 +153,13 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.n
     _loop(model, step, _batches(loader, sampler, start), opt, hooks, start, ranks)
     net = model.get_bare_model(getattr(model, "net_g_ema", model.net_g))
     return net.cpu().eval(), check_ranks_agree(net, ranks)
+
+
+def _register_whole_photo_dataset() -> None:
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    if "WholePhotoDataset" not in DATASET_REGISTRY:
+        DATASET_REGISTRY.register(WholePhotoDataset)
 
 
 def _loader(opt: dict, ranks: Ranks):

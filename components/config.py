@@ -27,11 +27,13 @@ class ValidateConfig(_Section):
 
 
 class LmdbConfig(_Section):
-    val_fraction: float = Field(0.2, gt=0, lt=1)
+    val_fraction: float = Field(0.25, gt=0, lt=1)
+    min_train_share: float = Field(0.7, gt=0, lt=1)
     png_compression: int = Field(1, ge=0, le=9)
     crop_size: int = Field(480, gt=0)
     step: int = Field(240, gt=0)
     thresh_size: int = Field(0, ge=0)
+    whole_photo_side: int = Field(768, gt=0)  # train photos also stored whole, this long side (global_view)
     workers: int = Field(0, ge=0)
 
 
@@ -48,8 +50,35 @@ class TilingConfig(_Section):
     batch: int = Field(4, gt=0)
 
 
+class TransferConfig(_Section):
+    """How ``global_view`` carries the working-size edit to full resolution (components/transfer.py)."""
+    radius: int = Field(8, ge=0)         # local fit window radius, in working-size pixels
+    eps: float = Field(1e-3, gt=0)       # ridge: larger keeps the edit closer to the photo's global colour change
+    strip_rows: int = Field(256, gt=0)   # full-resolution rows per step: bounds memory, not the result
+
+
+class InferenceSpec(_Section):
+    """How a model turns a full-resolution photo into its edit: recorded with every model
+    version, and the only input evaluation and serving take (components/inference.py)."""
+    mode: Literal["tiled", "global_view"] = "tiled"
+    tiling: TilingConfig = TilingConfig()
+    working_size: int = Field(512, gt=0)  # global_view: long side of the copy the network sees
+    transfer: TransferConfig = TransferConfig()
+
+    @property
+    def largest_input(self) -> int:
+        """The longest side the network is ever given: what a TensorRT profile must cover."""
+        return self.working_size if self.mode == "global_view" else self.tiling.tile
+
+
 class TrainConfig(_Section):
     arch: ArchConfig = ArchConfig()
+    mode: Literal["tiled", "global_view"] = "tiled"  # how the model sees a photo (components/inference.py)
+    working_size: int = Field(512, gt=0)             # global_view: long side the network sees when serving
+    tone_prior: bool = False                         # NAFNet on top of tone curves fitted on the train pairs
+    min_crop: float = Field(0.7, gt=0, le=1)         # global_view: smallest crop side (fraction) of a photo
+    exposure_stops: float = Field(0.0, ge=0)         # global_view: input exposure jitter, +- stops
+    white_balance: float = Field(0.0, ge=0)          # global_view: input per-channel gain jitter, exp(+-this)
     seed: int = 0
     iterations: int = Field(200, gt=0)
     batch_size: int = Field(4, gt=0)
@@ -101,7 +130,8 @@ class GateConfig(_Section):
 
 class EvaluateConfig(_Section):
     model_name: str = "brighthouse"  # whose champion a new model must not regress against
-    tiling: TilingConfig = TilingConfig()
+    tiling: TilingConfig = TilingConfig()        # tiled models
+    transfer: TransferConfig = TransferConfig()  # global_view models
     compare_pooling: bool = True     # also score the other pooling (TLC vs global) to measure TLC
     gate: GateConfig = GateConfig()
 

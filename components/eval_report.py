@@ -10,7 +10,8 @@ import numpy as np
 from components.data_report import STYLE, embed_jpeg
 from components.tiling import to_uint8
 
-COLUMNS = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr", "identity_psnr")
+COLUMNS = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr", "baseline_ciede2000_mean",
+           "identity_psnr", "seconds_per_mp")
 
 
 def _cell(value) -> str:
@@ -24,10 +25,11 @@ def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarr
         f"<td>{_cell(r.get(c, '-'))}</td>" for c in COLUMNS) + "</tr>" for r in result["per_image"])
     overall = "".join(f"<tr><td>{k}</td><td>{_cell(result[k])}</td></tr>" for k in
                       ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr",
-                       "identity_psnr", "champion_psnr") if k in result)
+                       "baseline_ciede2000_mean", "identity_psnr", "champion_psnr", "seconds_per_mp") if k in result)
+    mode = result.get("inference", {}).get("mode", "tiled")
     parts = [f"<!doctype html><meta charset='utf-8'><title>brighthouse evaluation</title><style>{STYLE}</style>",
              f"<h1>Evaluation: gate {html.escape(verdict)}</h1>",
-             f"<h2>Overall ({result['images']} val images, full resolution, tiled as served)</h2>"
+             f"<h2>Overall ({result['images']} val images, full resolution, {html.escape(mode)} as served)</h2>"
              f"<table>{overall}</table>",
              "<h2>Worst images (input | model output | target)</h2>"]
     for key, lq, out, gt in worst:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from components.config import ExportConfig
-from components.lmdb import read_lmdb
-from components.model_io import load_model, tlc_window
+from components.lmdb import iter_lmdb
+from components.model_io import checkpoint_view, load_model, torch_runner, tlc_window
 from components.stage import StageFailed, run_stage, write_json
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
     torch.onnx.export(
         model, (example,), str(tmp), input_names=["input"], output_names=["output"],
         opset_version=opset, dynamo=True, external_data=False,
-        dynamic_shapes={"inp": {0: batch, 2: height, 3: width}},
+        dynamic_shapes=({0: batch, 2: height, 3: width},),
     )
     tmp.replace(path)
 
@@ -63,7 +63,7 @@ def check_inputs(lmdb_dir: Path, size: int) -> dict[str, np.ndarray]:
     """A random batch and a real val crop, both with odd sizes to exercise padding."""
     rng = np.random.default_rng(0)
     inputs = {"random": rng.random((2, 3, size + 3, size - 5), dtype=np.float32)}
-    real = next(iter(read_lmdb(lmdb_dir / "val" / "lq.lmdb").values()))
+    real = next(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"))[1]
     crop = real[: size + 1, : size + 7].transpose(2, 0, 1)[None]
     inputs["real"] = np.ascontiguousarray(crop, dtype=np.float32)
     return inputs
@@ -80,6 +80,18 @@ def compare(model: torch.nn.Module, onnx_path: Path, inputs: dict[str, np.ndarra
             raise StageFailed(f"onnxruntime returned {got.shape} for {name} input, PyTorch {expected.shape}")
         diffs[name] = float(np.abs(got - expected).max())
     return diffs
+
+
+def composite_diff(model: torch.nn.Module, onnx_path: Path, lmdb_dir: Path, view: dict) -> float:
+    """Max |onnxruntime - PyTorch| of the whole served composite (network at working size, then
+    the transfer) on the first val photo at full resolution: what the gate scores and serving sends."""
+    from components.config import InferenceSpec
+    from components.inference import enhance
+
+    spec = InferenceSpec(**view)
+    photo = next(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"))[1]
+    expected = enhance(photo, torch_runner(model), spec)
+    return float(np.abs(enhance(photo, ort_runner(onnx_path), spec) - expected).max())
 
 
 def export_fp16(onnx_path: Path, model: torch.nn.Module, inputs: dict[str, np.ndarray]) -> tuple[Path, dict]:
@@ -100,8 +112,11 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
     export_onnx(model, onnx_path, cfg.opset)
     inputs = check_inputs(paths.lmdb, cfg.check_size)
     diffs = compare(model, onnx_path, inputs)
+    view = checkpoint_view(paths.train / "model.pth")
+    if view["mode"] == "global_view":
+        diffs["composite"] = composite_diff(model, onnx_path, paths.lmdb, view)
     result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset,
-              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None}
+              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None, "view": view}
     if cfg.fp16:
         fp16_path, fp16_diffs = export_fp16(onnx_path, model, inputs)
         result.update(fp16_onnx=fp16_path.name, fp16_max_abs_diff=fp16_diffs)

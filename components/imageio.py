@@ -136,3 +136,16 @@ def encode(image: np.ndarray, fmt: str = "PNG", quality: int = 95, icc: bytes | 
         kwargs["exif"] = exif
     Image.fromarray(image).save(buf, format=fmt.upper(), **kwargs)
     return buf.getvalue()
+
+
+def working_copy(image: np.ndarray, long_side: int) -> np.ndarray:
+    """The photo (uint8 HxWx3) shrunk by area averaging so its long side is ``long_side``;
+    a photo already that small is used as it is (never enlarged)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    if scale >= 1:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -5,9 +5,13 @@ Each LMDB folder holds ``data.mdb`` and ``meta_info.txt`` with lines ``<key>.png
 input (``lq``) and target (``gt``) databases share their keys, so BasicSR's
 ``PairedImageDataset`` with ``io_backend: lmdb`` reads them unchanged.
 
-Training pairs are stored as overlapping sub-images (``lmdb.crop_size``/``step``, as BasicSR's
-sub-image extraction does): a training step then decodes a few hundred pixels square instead
-of a whole 7-megapixel photo. Validation pairs stay whole, since evaluation is at full size.
+Training pairs are stored twice, once per inference mode (components/inference.py):
+- ``train/``: overlapping full-resolution sub-images (``lmdb.crop_size``/``step``, as BasicSR's
+  sub-image extraction does), for ``tiled`` models, so a training step decodes a few hundred
+  pixels square instead of a whole 7-megapixel photo;
+- ``train_whole/``: each whole photo shrunk to ``lmdb.whole_photo_side`` (long side), for
+  ``global_view`` models, which see whole photos; small (about 1% of the sub-images).
+Validation pairs stay whole at full size, since evaluation is at full size.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from components.config import LmdbConfig
-from components.imageio import load_rgb
+from components.imageio import load_rgb, working_copy
 from components.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
 
@@ -41,10 +45,14 @@ class LmdbPaths:
     out: Path
 
 
+def split_bucket(pair_id: str) -> float:
+    """A pure function of the id, uniform in [0, 1]."""
+    return int(hashlib.sha256(pair_id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def split_of(pair_id: str, val_fraction: float) -> str:
     """'train' or 'val' as a pure function of the id: new data never moves old pairs."""
-    bucket = int(hashlib.sha256(pair_id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "val" if bucket < val_fraction else "train"
+    return "val" if split_bucket(pair_id) < val_fraction else "train"
 
 
 def lmdb_key(pair_id: str) -> str:
@@ -71,14 +79,17 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes:
     return png.tobytes()
 
 
-def pair_records(pair: Pair, cfg: LmdbConfig, subimages: bool) -> list[Record]:
-    """Encode one pair (whole, or as aligned sub-images); runs in a worker process."""
+def pair_records(pair: Pair, cfg: LmdbConfig, layout: str) -> list[Record]:
+    """Encode one pair per ``layout`` (``whole``, ``whole_small`` or ``subimages``); runs in a
+    worker process."""
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
     lq, gt = load_rgb(pair.input, flatten_alpha=True), load_rgb(pair.target, flatten_alpha=True)
     if lq.shape != gt.shape:
         raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
     key = lmdb_key(pair.pair_id)
-    if not subimages:
+    if layout == "whole_small":
+        lq, gt = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
+    if layout != "subimages":
         return [(key, encode_png(lq, cfg.png_compression), encode_png(gt, cfg.png_compression), lq.shape)]
     h, w, _ = lq.shape
     records = []
@@ -121,11 +132,11 @@ class PairedLmdbWriter:
         self.tmp.rename(self.out)
 
 
-def write_split(pairs: list[Pair], out: Path, cfg: LmdbConfig, subimages: bool) -> int:
+def write_split(pairs: list[Pair], out: Path, cfg: LmdbConfig, layout: str) -> int:
     workers = cfg.workers or os.cpu_count() or 1
     writer = PairedLmdbWriter(out, cfg.png_compression)
     with ProcessPoolExecutor(workers) as pool:
-        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [subimages] * len(pairs))
+        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layout] * len(pairs))
         for records in tqdm(jobs, total=len(pairs), desc=f"lmdb {out.name}", unit="pair"):
             writer.write(records)
     writer.close()
@@ -159,14 +170,18 @@ def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
-def split_pairs(pairs: list[Pair], val_fraction: float) -> dict[str, list[Pair]]:
-    splits: dict[str, list[Pair]] = {"train": [], "val": []}
-    for pair in pairs:
-        splits[split_of(pair.pair_id, val_fraction)].append(pair)
-    for name, members in splits.items():
-        if not members:
-            raise StageFailed(f"the {name} split is empty: {len(pairs)} pairs are too few")
-    return splits
+def split_pairs(pairs: list[Pair], val_fraction: float, min_train_share: float = 0.7) -> dict[str, list[Pair]]:
+    """Val: the pairs whose id hashes under ``val_fraction`` (so a pair's split does not change as
+    data grows), with two bounds that only bind on small sets, where the hash alone is lumpy
+    (it once gave 6 of 10 pairs to val): train keeps at least ``min_train_share`` of the pairs
+    (the highest-hash candidates train instead), and val gets at least one pair (the lowest hash)."""
+    if len(pairs) < 2:
+        raise StageFailed(f"{len(pairs)} accepted pair(s): at least 2 are needed (one to train, one to validate)")
+    ranked = sorted(pairs, key=lambda p: (split_bucket(p.pair_id), p.pair_id))
+    most_val = max(1, int(len(pairs) * (1 - min_train_share) + 1e-9))
+    val = [p for p in ranked if split_bucket(p.pair_id) < val_fraction][:most_val] or ranked[:1]
+    chosen = {p.pair_id for p in val}
+    return {"train": [p for p in pairs if p.pair_id not in chosen], "val": [p for p in pairs if p.pair_id in chosen]}
 
 
 def accepted_pairs(data: Path, report: Path) -> list[Pair]:
@@ -181,9 +196,10 @@ def accepted_pairs(data: Path, report: Path) -> list[Pair]:
 
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
-    splits = split_pairs(accepted_pairs(paths.data, paths.report), cfg.val_fraction)
-    counts = {"train": write_split(splits["train"], paths.out / "train", cfg, subimages=True),
-              "val": write_split(splits["val"], paths.out / "val", cfg, subimages=False)}
+    splits = split_pairs(accepted_pairs(paths.data, paths.report), cfg.val_fraction, cfg.min_train_share)
+    counts = {"train": write_split(splits["train"], paths.out / "train", cfg, "subimages"),
+              "train_whole": write_split(splits["train"], paths.out / "train_whole", cfg, "whole_small"),
+              "val": write_split(splits["val"], paths.out / "val", cfg, "whole")}
     write_json(paths.out / "splits.json", {s: sorted(p.pair_id for p in ps) for s, ps in splits.items()})
     return {"pairs": {s: len(ps) for s, ps in splits.items()}, "images": counts}
 

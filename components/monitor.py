@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components.config import TilingConfig
 from components.evaluate import score_pairs
 from components.export import ort_runner
+from components.inference import spec_from_metadata
 from components.lmdb import read_lmdb
 from components.model_store import alias_version, fetch
 from components.register import CHAMPION, data_version
@@ -46,7 +46,7 @@ def reevaluate_champion(model_name: str, lmdb_dir: Path, dvc_file: Path, out: Pa
     version = alias_version(model_name, CHAMPION)
     ref = fetch(model_name, CHAMPION, version)
     lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
-    rows, _ = score_pairs(lq, gt, ort_runner(ref.onnx_path), TilingConfig(**ref.tiling))
+    rows, _ = score_pairs(lq, gt, ort_runner(ref.onnx_path), spec_from_metadata(ref.metadata))
     psnr_now = float(np.mean([r["psnr"] for r in rows]))
     registered = float(MlflowClient().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
     result = {"version": version, "images": len(rows), "psnr": psnr_now,

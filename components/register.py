@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from components.config import RegisterConfig
+from components.config import InferenceSpec, RegisterConfig
 from components.stage import StageFailed, run_stage, write_json
 from components.tensorrt_engine import build_engine, unavailable_reason
 from components.tracking import training_run, use_tracking
@@ -91,7 +91,7 @@ def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]
             ("export", paths.export / "export.json")] + fp16_extra
 
 
-def tensorrt_extras(cfg: RegisterConfig, onnx_path: Path, tiling: dict, workdir: Path) -> tuple[list, dict]:
+def tensorrt_extras(cfg: RegisterConfig, onnx_path: Path, profile: dict, workdir: Path) -> tuple[list, dict]:
     """The serving engine for this machine's GPU, when it has one and TensorRT: (extras to
     ship under ``tensorrt/<key>/``, what happened). A failed build is recorded, not fatal:
     the ONNX passed the gate, and serving falls back to onnxruntime CUDA."""
@@ -99,7 +99,7 @@ def tensorrt_extras(cfg: RegisterConfig, onnx_path: Path, tiling: dict, workdir:
     if reason:
         return [], {"skipped": reason}
     try:
-        built = build_engine(onnx_path, workdir, tiling["tile"], tiling["batch"])
+        built = build_engine(onnx_path, workdir, profile["tile"], profile["batch"])
     except Exception as exc:  # onnxruntime raises several types for a failed TensorRT build
         log.error("TensorRT engine build failed; registering without one: %s", exc)
         return [], {"failed": str(exc)}
@@ -121,12 +121,14 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
     from mlflow import MlflowClient
 
     export = json.loads((paths.export / "export.json").read_text())
-    metadata = {"tiling": metrics["tiling"], "input": "float32 NCHW RGB in [0,1]",
+    inference = metrics.get("inference") or {"mode": "tiled", "tiling": metrics["tiling"]}
+    metadata = {"tiling": metrics["tiling"], "inference": inference, "input": "float32 NCHW RGB in [0,1]",
                 "pooling": export["pooling"], "tlc_window": export["tlc_window"],
                 "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db")}
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
-        trt_extras, engine = tensorrt_extras(cfg, onnx_path, metrics["tiling"], Path(tmp))
+        profile = {"tile": InferenceSpec(**inference).largest_input, "batch": metrics["tiling"]["batch"]}
+        trt_extras, engine = tensorrt_extras(cfg, onnx_path, profile, Path(tmp))
         extras = version_extras(paths, bool(metrics.get("fp16_ok"))) + trt_extras
         version = str(log_and_register(onnx_path, run_id, cfg.model_name, metadata, extras))
     trt_tag = engine.get("key") or "none: " + engine.get("skipped", engine.get("failed", ""))

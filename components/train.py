@@ -51,7 +51,11 @@ def check_patches_fit(lmdb_dir: Path, patch: int) -> None:
 
 def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
     """What would otherwise fail minutes into training, checked before it starts."""
-    check_patches_fit(paths.lmdb, cfg.patch_size)
+    if cfg.mode == "tiled":
+        check_patches_fit(paths.lmdb, cfg.patch_size)
+    elif not (paths.lmdb / "train_whole" / "gt.lmdb" / "meta_info.txt").is_file():
+        raise StageFailed(f"{paths.lmdb} has no train_whole/ (whole photos for train.mode=global_view): "
+                          "run the lmdb stage again (dvc repro lmdb)")
     if cfg.pretrained and not Path(cfg.pretrained).is_file():
         raise StageFailed(f"train.pretrained: {cfg.pretrained} does not exist")
     if cfg.perceptual_weight > 0:
@@ -61,14 +65,25 @@ def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
             raise StageFailed(str(exc)) from exc
 
 
+def fitted_curves(lmdb_dir: Path, mode: str) -> list:
+    """The tone-curve baseline on this mode's training pairs, as the model's first layer."""
+    from components.baseline import fit_tone_curves
+    from components.lmdb import iter_lmdb
+
+    split = lmdb_dir / ("train_whole" if mode == "global_view" else "train")
+    pairs = zip((img for _, img in iter_lmdb(split / "lq.lmdb")), (img for _, img in iter_lmdb(split / "gt.lmdb")))
+    return [[round(float(v), 6) for v in curve] for curve in fit_tone_curves(pairs)]
+
+
 def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
     """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs."""
     check_inputs(cfg, paths)
     device = basicsr_adapter.resolve_device(cfg.device)
     ranks = init_distributed(device)
     try:
-        opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks)
-        state_path = state_dir() / "train-states" / f"{fingerprint(opt, paths.lmdb)}.pth"
+        curves = fitted_curves(paths.lmdb, cfg.mode) if cfg.tone_prior else None
+        opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, curves)
+        state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
         resume = load_state(state_path)
         if not ranks.is_main:
             basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
@@ -94,7 +109,8 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
         net, digests = basicsr_adapter.train(opt, hooks, ranks)
         seconds = time.perf_counter() - start
         mlflow.log_metric("train/seconds", seconds)
-        save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size)
+        save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size,
+                        {"mode": cfg.mode, "working_size": cfg.working_size})
         mlflow.log_artifact(str(paths.out / "basicsr_options.yml"), artifact_path="config")
         mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
     state_path.unlink(missing_ok=True)  # finished: nothing left to resume

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from components.config import TrainConfig
+from components.config import InferenceSpec, TrainConfig
+from components.inference import enhance
 from components.lmdb import iter_lmdb
 from components.metrics import psnr
 from components.model_io import torch_runner
-from components.tiling import enhance_tiled, to_uint8
+from components.tiling import to_uint8
 
 TRIPTYCH_WIDTH = 1536  # px; full-resolution triptychs would be 10k px wide
 
@@ -35,20 +36,20 @@ def triptych(lq: np.ndarray, out: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def validation_hook(lmdb_dir: Path, cfg: TrainConfig, device: str) -> Callable[[int, torch.nn.Module], None]:
-    """Scores the first ``cfg.val_images`` val photos, whole and tiled as evaluation does, and
+    """Scores the first ``cfg.val_images`` val photos, whole and in the model's mode, and
     logs ``train_val/psnr`` and the first photo's triptych at the iteration."""
     import mlflow
 
     pairs = list(zip(itertools.islice(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"), cfg.val_images),
                      itertools.islice(iter_lmdb(lmdb_dir / "val" / "gt.lmdb"), cfg.val_images)))
-    t = cfg.val_tiling
+    spec = InferenceSpec(mode=cfg.mode, tiling=cfg.val_tiling, working_size=cfg.working_size)
 
     def on_validate(it: int, net: torch.nn.Module) -> None:
         was_training = net.training
         run = torch_runner(net.eval(), device)
         scores = []
         for i, ((key, lq), (_, gt)) in enumerate(pairs):
-            out = enhance_tiled(lq, run, t.tile, t.overlap, t.batch)
+            out = enhance(lq, run, spec)
             scores.append(psnr(out, gt))
             if i == 0:
                 mlflow.log_image(triptych(lq, out, gt), key=f"samples/{key}", step=it)

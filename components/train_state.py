@@ -24,12 +24,13 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def fingerprint(opt: dict, lmdb_dir: Path) -> str:
+def fingerprint(opt: dict) -> str:
     """Same options and same training LMDBs (their key lists and sizes) -> same fingerprint."""
     h = hashlib.sha256(yaml.safe_dump({k: v for k, v in opt.items() if k not in _NOT_FINGERPRINTED},
                                       sort_keys=True).encode())
+    train_ds = opt["datasets"]["train"]
     for side in ("lq", "gt"):
-        db = lmdb_dir / "train" / f"{side}.lmdb"
+        db = Path(train_ds[f"dataroot_{side}"])
         h.update((db / "meta_info.txt").read_bytes())
         h.update(str((db / "data.mdb").stat().st_size).encode())
     return h.hexdigest()[:16]

@@ -142,11 +142,11 @@ def _add_status_routes(app: FastAPI, holder: ModelHolder, metrics: ServingMetric
 
     @app.get("/v1/model")
     def model() -> dict:
-        """The version being served, its alias, runtime, tiling and lineage tags."""
+        """The version being served, its alias, runtime, mode (tiled / global_view), tiling and lineage tags."""
         engine = _engine_or_503(holder)
         ref = engine.ref
         return {"name": ref.name, "version": ref.version, "alias": ref.alias, "runtime": engine.runtime,
-                "tiling": ref.tiling, "tile_batch": engine.tile_batch, "metadata": ref.metadata,
+                "mode": engine.spec.mode, "tiling": ref.tiling, "tile_batch": engine.tile_batch, "metadata": ref.metadata,
                 "lineage": ref.tags}
 
     @app.get("/metrics")

@@ -1,5 +1,6 @@
 """One loaded model version: an onnxruntime session on the best runtime this machine has,
-behind the cross-request tile batcher and the tiling code evaluation used."""
+behind the cross-request batcher, running the inference path (mode, tiling, transfer)
+evaluation scored, as recorded with the version."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,8 @@ import numpy as np
 
 from components.model_store import ModelRef
 from components.tensorrt_engine import current_engine_key, seed_cache, session_providers, unavailable_reason
-from components.tiling import enhance_tiled, to_uint8
+from components.inference import enhance, spec_from_metadata
+from components.tiling import to_uint8
 from serving.batcher import TileBatcher
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,14 @@ class Engine:
         # ``tile`` overrides the evaluated tile size: for benchmarks only, since the gate
         # measured the model with ref.tiling
         self.ref = ref
+        self.spec = spec_from_metadata(ref.metadata)
         self.tiling = {**ref.tiling, "tile": tile or ref.tiling["tile"]}
         self.tile_batch = tile_batch or ref.tiling["batch"]
-        self.session, self.runtime = open_session(ref, runtime, self.tiling["tile"], self.tile_batch)
+        # hand the batcher several batches' worth of tiles at once, so it can mix requests
+        run_tiling = {**self.tiling, "batch": 4 * self.tile_batch}
+        self.spec = self.spec.model_copy(update={"tiling": self.spec.tiling.model_copy(update=run_tiling)})
+        # a global_view network sees one photo at working size; TensorRT's profile must cover it
+        self.session, self.runtime = open_session(ref, runtime, self.spec.largest_input, self.tile_batch)
         self.batcher = TileBatcher(self._run_batch, self.tile_batch, window_ms / 1000)
 
     @property
@@ -83,14 +90,16 @@ class Engine:
         return self.session.run(None, {"input": batch})[0]
 
     def enhance(self, rgb: np.ndarray) -> np.ndarray:
-        t = self.tiling
-        # hand the batcher several batches' worth at once, so it can mix tiles across requests
-        return to_uint8(enhance_tiled(rgb, self.batcher, t["tile"], t["overlap"], 4 * self.tile_batch))
+        return to_uint8(enhance(rgb, self.batcher, self.spec))
 
     def warm_up(self) -> None:
-        """One full batch at the serving tile size: builds kernels (and a TensorRT engine)."""
-        tile = self.tiling["tile"]
-        self._run_batch(np.zeros((self.tile_batch, 3, tile, tile), np.float32))
+        """One full batch at the serving size: builds kernels (and a TensorRT engine)."""
+        if self.spec.mode == "global_view":
+            side = self.spec.working_size
+            self._run_batch(np.zeros((1, 3, side * 2 // 3, side), np.float32))
+        else:
+            tile = self.tiling["tile"]
+            self._run_batch(np.zeros((self.tile_batch, 3, tile, tile), np.float32))
         log.info("version %s warm on %s", self.version, self.runtime)
 
     def close(self) -> None:

@@ -111,7 +111,8 @@ def make_affine_onnx(path: Path, scale: float, offset: float) -> Path:
     return path
 
 
-def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: bool = True) -> dict[str, Path]:
+def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: bool = True,
+                       inference: dict | None = None) -> dict[str, Path]:
     """What train/evaluate/export leave behind, for testing register on its own."""
     import json
 
@@ -127,7 +128,8 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     (dirs["train"] / "run.json").write_text(json.dumps({"run_id": run.info.run_id}))
     metrics = {"psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "gate_passed": gate_passed,
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
-               "tiling": {"tile": 64, "overlap": 8, "batch": 2}}
+               "tiling": {"tile": 64, "overlap": 8, "batch": 2},
+               "inference": inference or {"mode": "tiled", "tiling": {"tile": 64, "overlap": 8, "batch": 2}}}
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
     make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
     (dirs["export"] / "export.json").write_text(json.dumps({"pooling": "global", "tlc_window": 96}))

@@ -53,6 +53,11 @@ def test_train_profiles_switch_without_editing_the_file(tmp_path):
         train = load_params(tmp_path / "p.yaml").train
         assert train.arch.width == width and train.arch.middle_blk_num == 12 and train.ema_decay == 0.999
         assert train.patch_size <= load_params(tmp_path / "p.yaml").lmdb.crop_size  # patches fit the sub-images
+    raw["train"]["profile"] = "cpu"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    params = load_params(tmp_path / "p.yaml")
+    assert params.train.mode == "global_view" and params.train.tone_prior
+    assert params.train.patch_size <= params.train.working_size <= params.lmdb.whole_photo_side
     raw["train"]["profile"] = "a100"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="'a100' is not one of train.profiles"):

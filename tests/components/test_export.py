@@ -3,13 +3,24 @@ import pytest
 import torch
 
 from components.export import compare, export_onnx, ort_session
+from components.curves_nafnet import CurvesNAFNet
 from components.nafnet_arch import NAFNet, use_local_pooling
 
+ARCH = {"width": 8, "enc_blk_nums": (1, 1), "middle_blk_num": 1, "dec_blk_nums": (1, 1)}
 
-@pytest.fixture(scope="module", params=["global", "tlc"])
+
+def s_curves() -> list:
+    x = np.linspace(0, 1, 256)
+    return [list(x ** g) for g in (0.6, 0.8, 0.7)]
+
+
+@pytest.fixture(scope="module", params=["global", "tlc", "curves"])
 def exported(request, tmp_path_factory):
     torch.manual_seed(0)
-    model = NAFNet(width=8, enc_blk_nums=(1, 1), middle_blk_num=1, dec_blk_nums=(1, 1)).eval()
+    if request.param == "curves":  # NAFNet over fitted tone curves, as global_view models train
+        model = CurvesNAFNet(s_curves(), **ARCH).eval()
+    else:
+        model = NAFNet(**ARCH).eval()
     for p in model.parameters():  # make the residual branches active, not identity
         torch.nn.init.normal_(p, std=0.1) if p.dim() == 4 and p.shape[0] > 1 else None
     for name, p in model.named_parameters():
@@ -46,3 +57,35 @@ def test_fp16_variant_keeps_float32_io_and_stays_close(exported):
     session = ort_session(fp16_path)
     assert session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
     assert 0 < diffs["x"] < 1e-2  # half precision: not bit-exact, but close
+
+
+def test_the_served_global_view_composite_matches_pytorch(tmp_path):
+    """Network at working size, then the transfer to full resolution: onnxruntime vs PyTorch."""
+    from components.config import InferenceSpec
+    from components.export import ort_runner
+    from components.inference import enhance
+    from components.model_io import torch_runner
+
+    torch.manual_seed(1)
+    model = CurvesNAFNet(s_curves(), **ARCH).eval()
+    torch.nn.init.normal_(model.body.ending.weight, std=0.05)
+    export_onnx(model, tmp_path / "m.onnx", opset=18)
+    spec = InferenceSpec(mode="global_view", working_size=96)
+    photo = (np.random.default_rng(3).random((301, 457, 3)) * 255).astype(np.uint8)
+    served = enhance(photo, ort_runner(tmp_path / "m.onnx"), spec)
+    reference = enhance(photo, torch_runner(model), spec)
+    assert served.shape == (301, 457, 3) and np.abs(served - reference).max() < 1e-4
+    assert np.abs(served - photo / 255).mean() > 0.02  # the curves changed the photo
+
+
+def test_untrained_curves_model_is_exactly_its_curves():
+    """The residual starts at zero: before training, the model is the tone-curve baseline."""
+    from components.baseline import apply_tone_curves
+
+    model = CurvesNAFNet(s_curves(), **ARCH).eval()
+    levels = np.arange(256, dtype=np.float32) / 255
+    x = np.stack(np.meshgrid(levels, levels[::-1], indexing="ij"), 0)[[0, 1, 0]][None]
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()[0].transpose(1, 2, 0)
+    expected = apply_tone_curves(x[0].transpose(1, 2, 0), np.array(s_curves(), np.float32))
+    assert np.abs(out - expected).max() < 1e-5

@@ -3,7 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.lmdb import crop_starts, read_lmdb, run_lmdb, split_of
+from components.lmdb import crop_starts, read_lmdb, run_lmdb, split_of, split_pairs
+from components.pairs import Pair
 from components.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import lmdb_paths, write_pair
 
@@ -17,6 +18,34 @@ def test_split_is_a_pure_function_of_the_id():
     assert 0.1 < sum(s == "val" for s in first.values()) / len(ids) < 0.4
 
 
+def pairs_named(ids) -> list:
+    return [Pair(i, Path(f"{i}_src.png"), Path(f"{i}_tar.png")) for i in ids]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 14, 20, 30])
+def test_a_small_set_keeps_most_pairs_for_training_and_one_to_validate(n):
+    for start in range(0, 400, 20):  # many sets of n ids, lumpy hashes included
+        splits = split_pairs(pairs_named([f"client{start + i}" for i in range(n)]), 0.25, 0.7)
+        assert 1 <= len(splits["val"]) <= max(1, int(0.3 * n))
+        assert len(splits["train"]) + len(splits["val"]) == n
+
+
+def test_at_scale_the_split_is_the_hash_split():
+    ids = [f"photo{i}" for i in range(577)]
+    val = {p.pair_id for p in split_pairs(pairs_named(ids), 0.25, 0.7)["val"]}
+    assert val == {i for i in ids if split_of(i, 0.25) == "val"}
+    # more pairs arrive: no training pair ever moves into val
+    grown = {p.pair_id for p in split_pairs(pairs_named(ids + [f"new{i}" for i in range(300)]), 0.25, 0.7)["val"]}
+    assert grown & set(ids) == val
+
+
+def test_one_pair_cannot_be_split():
+    from components.stage import StageFailed
+
+    with pytest.raises(StageFailed, match="at least 2"):
+        split_pairs(pairs_named(["only"]), 0.25, 0.7)
+
+
 def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: Path):
     from basicsr.data.paired_image_dataset import PairedImageDataset
 
@@ -24,7 +53,7 @@ def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: P
     result = run_lmdb(params.lmdb, lmdb_paths(pair_folder, out))
     # the fixture's images are smaller than a crop: one sub-image each
     counts = result["images"]
-    assert result["pairs"] == {"train": 10, "val": 2} and counts == {"train": 10, "val": 2}
+    assert result["pairs"] == {"train": 10, "val": 2} and counts == {"train": 10, "train_whole": 10, "val": 2}
     for split, phase in (("train", "train"), ("val", "val")):
         ds = PairedImageDataset({
             "phase": phase, "scale": 1, "gt_size": 32, "use_hflip": False, "use_rot": False,

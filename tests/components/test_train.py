@@ -181,3 +181,37 @@ def test_a_missing_pretrained_checkpoint_fails_before_training(pair_folder, para
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     with pytest.raises(StageFailed, match="nope.pth does not exist"):
         run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+
+
+def test_global_view_trains_on_whole_photos_over_fitted_curves(pair_folder, params, tmp_path, mlflow_store):
+    from components.model_io import checkpoint_view
+
+    params = tiny(params)
+    cfg = params.train.model_copy(update={"mode": "global_view", "tone_prior": True, "working_size": 96,
+                                          "patch_size": 48, "exposure_stops": 0.3, "white_balance": 0.05})
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
+
+    opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
+    assert opts["datasets"]["train"]["type"] == "WholePhotoDataset"
+    assert opts["datasets"]["train"]["dataroot_gt"].endswith("train_whole/gt.lmdb")
+    assert opts["network_g"]["type"] == "CurvesNAFNet" and len(opts["network_g"]["tone_curves"]) == 3
+    assert checkpoint_view(tmp_path / "train" / "model.pth") == {"mode": "global_view", "working_size": 96}
+    model = load_model(tmp_path / "train" / "model.pth")
+    # the fixture's inputs are 0.6 x their targets: the fitted curves brighten
+    assert model.curves.lut[:, 128].min() > 0.6
+    assert model(torch.rand(1, 3, 21, 30)).shape == (1, 3, 21, 30)
+
+
+def test_global_view_refuses_an_lmdb_without_whole_photos(pair_folder, params, tmp_path, mlflow_store):
+    import shutil
+
+    import pytest
+
+    from components.stage import StageFailed
+
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    shutil.rmtree(tmp_path / "lmdb" / "train_whole")  # an LMDB written before the mode existed
+    cfg = tiny(params).train.model_copy(update={"mode": "global_view"})
+    with pytest.raises(StageFailed, match="dvc repro lmdb"):
+        run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))

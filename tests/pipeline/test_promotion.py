@@ -1,8 +1,9 @@
 """Issue 5's done-when, in a project copy: the demo's model is served, the pipeline registers a
-second version, ``brighthouse promote`` moves ``champion`` while requests are flowing, the
+second version in the other mode (global_view), ``brighthouse promote`` moves ``champion`` while requests are flowing, the
 server switches within its poll interval without one failed request; then the MLflow server
 (the UI's endpoint) moves it back, with the same result."""
 import io
+import json
 import shutil
 import subprocess
 import time
@@ -34,12 +35,18 @@ def png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def served_by(onnx_path, photo: np.ndarray, tiling: dict) -> np.ndarray:
-    """What serving must answer: the version's ONNX, tiled as its gate measured it."""
+def served_by(onnx_path, photo: np.ndarray, inference: dict) -> np.ndarray:
+    """What serving must answer: the version's ONNX, in the mode its gate measured it."""
+    from components.config import InferenceSpec
     from components.export import ort_runner
-    from components.tiling import enhance_tiled, to_uint8
+    from components.inference import enhance
+    from components.tiling import to_uint8
 
-    return to_uint8(enhance_tiled(photo, ort_runner(onnx_path), tiling["tile"], tiling["overlap"], tiling["batch"]))
+    return to_uint8(enhance(photo, ort_runner(onnx_path), InferenceSpec(**inference)))
+
+
+def gated_inference(project) -> dict:
+    return json.loads((project / "artifacts/evaluate/metrics.json").read_text())["inference"]
 
 
 def post(base_url: str, body: bytes) -> tuple[int, str, float, bytes]:
@@ -49,10 +56,12 @@ def post(base_url: str, body: bytes) -> tuple[int, str, float, bytes]:
 
 
 def register_second_version(project) -> None:
-    """Same data, another seed. The relative gates are widened: this test is about promotion,
-    and a 300-iteration CPU model's seed alone moves PSNR by tenths of a dB (seed 1 came out
-    0.11 dB under the tone-curve baseline). The gates themselves are tested in test_dvc_repro."""
-    set_param(project, "train", ("seed",), 1)
+    """Same data, the other mode: a global_view model over fitted curves (the demo's is tiled).
+    The relative gates are widened: this test is about promotion, and a 300-iteration CPU
+    model's seed alone moves PSNR by tenths of a dB. The gates are tested in test_dvc_repro."""
+    for key, value in (("seed", 1), ("mode", "global_view"), ("tone_prior", True), ("working_size", 256),
+                       ("patch_size", 128)):
+        set_param(project, "train", (key,), value)
     set_param(project, "evaluate", ("gate", "max_regression_vs_champion_db"), 10.0)
     set_param(project, "evaluate", ("gate", "min_psnr_gain_over_baseline"), -2.0)
     r = dvc(project, "repro")
@@ -126,6 +135,7 @@ def test_demo_model_served_then_promotions_by_cli_and_ui_switch_it_losing_nothin
     first = dvc(project_copy, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     onnx = {"1": shutil.copy(project_copy / "artifacts/export/model.onnx", tmp_path / "v1.onnx")}
+    inference = {"1": gated_inference(project_copy)}
     photo = listing_photo(project_copy)
     (tmp_path / "serve").mkdir()
     serve = contextmanager(start_server)(tmp_path / "serve", state=project_copy / ".brighthouse",
@@ -137,9 +147,11 @@ def test_demo_model_served_then_promotions_by_cli_and_ui_switch_it_losing_nothin
 
         register_second_version(project_copy)
         onnx["2"] = project_copy / "artifacts/export/model.onnx"
+        inference["2"] = gated_inference(project_copy)
+        assert (inference["1"]["mode"], inference["2"]["mode"]) == ("tiled", "global_view")
         aliases = {k: str(v) for k, v in registry(project_copy).get_registered_model("brighthouse").aliases.items()}
         assert aliases == {"champion": "1", "challenger": "2"}
-        expected = {v: served_by(path, photo, model["tiling"]).astype(int) for v, path in onnx.items()}
+        expected = {v: served_by(path, photo, inference[v]).astype(int) for v, path in onnx.items()}
         assert np.abs(expected["1"] - expected["2"]).max() > 2  # two genuinely different models
 
         results, switched, took = promote_under_load(server, lambda: cli_promote(project_copy, "2"), "2", png(photo))

@@ -21,8 +21,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def register_affine(params, root: Path, scale: float, offset: float) -> str:
-    dirs = fake_stage_outputs(root, scale, offset)
+def register_affine(params, root: Path, scale: float, offset: float, inference: dict | None = None) -> str:
+    dirs = fake_stage_outputs(root, scale, offset, inference=inference)
     paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
     return run_register(params.register_, paths)["version"]
 

@@ -34,3 +34,23 @@ def test_tensorrt_engine_matches_onnxruntime_cpu(champion_ref):
     x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
     assert name == "tensorrt"
     np.testing.assert_allclose(trt.run(None, {"input": x})[0], cpu.run(None, {"input": x})[0], atol=2e-2)
+
+
+def test_a_global_view_version_runs_once_at_working_size_and_edits_full_resolution(params, tmp_path, mlflow_store):
+    from components.model_store import fetch
+    from serving.engine import Engine
+
+    spec = {"mode": "global_view", "working_size": 64, "tiling": {"tile": 64, "overlap": 8, "batch": 2}}
+    version = register_affine(params, tmp_path / "v1", 0.5, 0.25, inference=spec)
+    engine = Engine(fetch("brighthouse", "champion", version))
+    try:
+        seen = []
+        run = engine._run_batch
+        engine.batcher.run_batch = lambda b: (seen.append(b.shape), run(b))[1]
+        photo = np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+        out = engine.enhance(photo)
+        assert seen == [(1, 3, 46, 64)]  # the whole photo, once, at working size
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - (photo * 0.5 + 0.25 * 255)).max() <= 1.5  # x*0.5+0.25, full resolution
+    finally:
+        engine.close()

@@ -1,0 +1,124 @@
+"""k-fold cross-validation of a training recipe on a real pair set (../shared/real-pairs).
+
+Every pair is scored once, by a model trained on the other folds, through the project's own
+stage code: LMDB writing, training (BasicSR), ONNX export and the gate's scoring of the served
+composite at full resolution. The tone-curve baseline is fitted on the same training folds.
+
+    .venv/bin/python bench/kfold.py --set fivek_expertC --k 4 -S profile=cpu
+    .venv/bin/python bench/kfold.py --set fivek_expertC -S profile=cpu -S mode=tiled -S iterations=...
+
+``-S key=value`` overrides a params.yaml value (YAML): ``evaluate.transfer.radius=4``; keys
+without a section are the train section's. Prints one line per
+fold and the pooled means (over all images); ``--json`` writes the per-image rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PAIRS = REPO.parent / "shared" / "real-pairs"
+sys.path.insert(0, str(REPO))
+
+
+def folds(ids: list[str], k: int, seed: int) -> list[list[str]]:
+    order = sorted(ids)
+    random.Random(seed).shuffle(order)
+    return [order[i::k] for i in range(k)]
+
+
+def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path, params) -> None:
+    from components.lmdb import write_split
+
+    cfg = params.lmdb
+    write_split([pairs[i] for i in train_ids], out / "train", cfg, "subimages")
+    write_split([pairs[i] for i in train_ids], out / "train_whole", cfg, "whole_small")
+    write_split([pairs[i] for i in val_ids], out / "val", cfg, "whole")
+
+
+def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
+    from components.evaluate import evaluate_model, fit_baseline, served_spec
+    from components.export import ExportPaths, ort_runner, run_export
+    from components.train import TrainPaths, run_train
+
+    start = time.perf_counter()
+    run_train(params.train, TrainPaths(lmdb_dir, work / "train"))
+    train_s = time.perf_counter() - start
+    export = run_export(params.export.model_copy(update={"fp16": False}), ExportPaths(work / "train", lmdb_dir,
+                                                                                       work / "export"))
+    spec = served_spec(params.evaluate, export["view"])
+    gate = params.evaluate.model_copy(update={"compare_pooling": False})
+    result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, fit_baseline(lmdb_dir),
+                            spec=spec)
+    return {"train_seconds": train_s, "rows": result["per_image"]}
+
+
+def load_params(overrides: list[str]):
+    from components.config import Params
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for item in overrides:
+        key, value = item.split("=", 1)
+        section = key.split(".")[0] if key.split(".")[0] in raw else "train"
+        node = raw[section]
+        *parents, leaf = key.removeprefix(section + ".").split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    raw["train"].update(val_every=0, checkpoint_every=0)
+    return Params.model_validate(raw)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--set", default="fivek_expertC", help="a set in ../shared/real-pairs, or a pair folder")
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--folds", type=int, default=0, help="run only the first N folds (0 = all)")
+    ap.add_argument("-S", dest="overrides", action="append", default=[], help="[SECTION.]KEY=VALUE")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    from components.pairs import find_pairs
+
+    params = load_params(args.overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ["BRIGHTHOUSE_HOME"] = str(tmp / "state")
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+        if Path(args.set).is_dir():  # a pair folder of our own layout (e.g. the sample: data/)
+            data = Path(args.set)
+        else:
+            data = tmp / "data"
+            shutil.copytree(PAIRS / args.set / "input", data / "input")
+            shutil.copytree(PAIRS / args.set / "target", data / "target")
+        pairs = {p.pair_id: p for p in find_pairs(data)}
+        rows, seconds = [], []
+        for i, val_ids in enumerate(folds(list(pairs), args.k, args.seed)[: args.folds or None]):
+            train_ids = [p for p in pairs if p not in val_ids]
+            write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params)
+            fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params)
+            rows += fold["rows"]
+            seconds.append(fold["train_seconds"])
+            m = {k: np.mean([r[k] for r in fold["rows"]]) for k in ("psnr", "baseline_psnr", "ciede2000_mean")}
+            print(f"fold {i}: {len(val_ids)} val, train {fold['train_seconds']:.0f} s, PSNR {m['psnr']:.2f} "
+                  f"(curves {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}", flush=True)
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
+    summary["gain_over_curves_db"] = summary["psnr"] - summary["baseline_psnr"]
+    summary["train_seconds_per_fold"] = float(np.mean(seconds))
+    print(json.dumps({"set": args.set, "k": args.k, "overrides": args.overrides, **summary}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
