@@ -44,13 +44,16 @@ def data_add(
     params: Path = PARAMS,
 ) -> None:
     """Copy the good pairs of a delivery into the dataset and make a new data version."""
-    from components.ingest import IngestError, ingest, remove_ingested, version_data
+    from components.data_version import version_data, version_owed
+    from components.ingest import IngestError, ingest, remove_ingested
     from components.stage import StageFailed
     from components.tracking import state_dir
     from components.validate import format_failures
 
+    state, say = state_dir(), (lambda msg: typer.echo(msg, err=True))
+    owed_before = version_owed(state)
     try:
-        summary = ingest(inbox, data, load_params(params).validate_, state_dir(), replace=replace)
+        summary = ingest(inbox, data, load_params(params).validate_, state, replace=replace, say=say)
     except (IngestError, StageFailed) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -60,8 +63,10 @@ def data_add(
         typer.echo(format_failures({"failures": summary["rejected"]}), err=True)
     typer.echo(f"added {len(summary['added'])}, replaced {len(summary['replaced'])}, "
                f"unchanged {len(summary['unchanged'])} pairs; report: {summary['report']}")
-    if version and (summary["added"] or summary["replaced"]):
-        typer.echo(f"new data version {version_data(data, Path.cwd())}: run `dvc repro` to train on it")
+    if version and version_owed(state):
+        if owed_before:
+            say("an earlier `data add` was interrupted before its data version was made and pushed: finishing it")
+        typer.echo(f"new data version {version_data(data, Path.cwd(), state)}: run `dvc repro` to train on it")
     if move:
         typer.echo(f"removed {len(remove_ingested(inbox, data, summary))} ingested files from {inbox}")
 
@@ -77,7 +82,7 @@ def data_deliver(
 
     try:
         target = deliver(folder, inbox, name)
-    except (FileExistsError, FileNotFoundError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"delivered to {target}; the retrain DAG starts within seconds if Airflow runs (make airflow)")

@@ -47,8 +47,9 @@ def _failure_rows(report: dict) -> str:
     for f in report["failures"]:
         reasons = "<br>".join(html.escape(r) for r in f["reasons"])
         files = f"{html.escape(str(f['input']))}<br>{html.escape(str(f['target']))}"
-        rows.append(f"<tr><td><b>{html.escape(f['pair_id'])}</b><br><small>{files}</small></td>"
-                    f"<td>{thumbnail(f['input'])}</td><td>{thumbnail(f['target'])}</td>"
+        pictures = ('<td colspan="2"><span class="missing">refused unread</span></td>' if f.get("unread")
+                    else f"<td>{thumbnail(f['input'])}</td><td>{thumbnail(f['target'])}</td>")
+        rows.append(f"<tr><td><b>{html.escape(f['pair_id'])}</b><br><small>{files}</small></td>{pictures}"
                     f"<td>{reasons}<br><small>{html.escape(f['detail'])}</small></td></tr>")
     return "".join(rows)
 

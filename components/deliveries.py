@@ -4,7 +4,8 @@ Protocol, so a half-copied folder is never read: a delivery is a folder ``INBOX/
 pairs; it is complete once ``INBOX/<name>/DELIVERY_COMPLETE`` exists (written last), and
 ``INBOX/READY`` tells the watcher to look (the trigger deletes it, so the next delivery can
 set it again). Each complete delivery is ingested once: a ledger in the state folder records
-it with its marker's timestamp, so touching the marker again re-ingests it.
+it with its marker's timestamp, so touching the marker again re-ingests it. A delivery folder
+that is a symlink (to somewhere outside the watched inbox) is recorded as refused, unread.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from components.config import ValidateConfig
+from components.confine import unsafe_id
 from components.ingest import IngestError, ingest
 from components.stage import StageFailed, write_json
 
@@ -49,6 +51,8 @@ def ingest_deliveries(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_di
     for folder in pending_deliveries(inbox, state_dir):
         stamp = _stamp(folder)
         try:
+            if folder.is_symlink():
+                raise IngestError(f"{folder} is a symlink to a folder outside the inbox: refused, not read")
             summary = ingest(folder, data_dir, cfg, state_dir)
             result = {"delivery": folder.name, "added": summary["added"], "replaced": summary["replaced"],
                       "rejected": [f["pair_id"] for f in summary["rejected"]], "report": summary["report"]}
@@ -66,6 +70,8 @@ def deliver(source: Path, inbox: Path, name: str | None = None) -> Path:
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such folder")
     name = name or source.name
+    if unsafe_id(name):
+        raise ValueError(f"delivery name {name!r} is not a plain name: use ASCII letters, digits, '.', '_' and '-'")
     inbox.mkdir(parents=True, exist_ok=True)
     final = inbox / name
     if final.exists():

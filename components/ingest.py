@@ -5,25 +5,35 @@ modifies the inbox; re-adding identical files is a no-op; a pair whose id exists
 bytes is refused (nothing is written) unless ``replace``. Files are staged outside the
 dataset and moved in afterwards, so an interrupted ingest leaves ``data/`` as it was, bar
 whole files already moved. Then ``dvc add`` makes the new data version (and ``dvc push``
-when a default remote is configured).
+when a default remote is configured): ``components.data_version``, which also serialises
+runs and pays a version a killed run still owes.
+
+The inbox is read as a delivery from outside (``components.confine``): a pair with an
+unsafe id or a file that is not a regular file inside the inbox is refused without reading
+it, and only files that passed that check are copied beside the report.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
-import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from components.config import ValidateConfig
+from components.confine import outside, unsafe_id
+from components.data_version import ingest_lock, owe_version, remove_stale_staging, staging_folder
 from components.imageio import ImageError, load_rgb
 from components.pair_checks import dhash
-from components.pairs import Pair, find_pairs
+from components.pairs import ManifestError, Pair, find_pairs
 from components.stage import write_json
 from components.validate import format_failures, validate_folder, write_reports
+
+
+log = logging.getLogger(__name__)
 
 
 class IngestError(RuntimeError):
@@ -45,6 +55,8 @@ def _existing(data_dir: Path, stem: str) -> list[Path]:
 
 def plan_pair(pair: Pair, data_dir: Path) -> tuple[str, list[tuple[Path, Path]]]:
     """('new' | 'same' | 'conflict', [(source, destination)]) for one good pair."""
+    if unsafe_id(pair.pair_id):  # validation refuses these; this guards the writes themselves
+        raise IngestError(unsafe_id(pair.pair_id))
     moves, states = [], set()
     for role, src in (("src", pair.input), ("tar", pair.target)):
         dest = data_dir / f"{pair.pair_id}_{role}{_ext(src)}"
@@ -94,38 +106,56 @@ def _known_hashes(data_dir: Path, cfg: ValidateConfig, skip: set[str], cache: Pa
     return hashes
 
 
-def _keep_rejected(report: dict, folder: Path) -> None:
-    """Copies of the rejected files beside the report, so they survive a cleaned-up inbox."""
+def _keep_rejected(report: dict, inbox: Path, folder: Path) -> None:
+    """Copies of the rejected files beside the report, so they survive a cleaned-up inbox:
+    only regular files from inside the inbox, never a pair refused unread."""
     for failure in report["failures"]:
+        if failure.get("unread"):
+            continue
         for name in (failure["input"], failure["target"]):
-            if name and name != "None" and Path(name).is_file():
+            if name and name != "None" and Path(name).is_file() and not outside(inbox, Path(name)):
                 (folder / failure["pair_id"]).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(name, folder / failure["pair_id"] / Path(name).name)
+                shutil.copyfile(name, folder / failure["pair_id"] / Path(name).name)
 
 
-def ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, replace: bool = False) -> dict:
+def ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, replace: bool = False,
+           say: Callable[[str], None] = log.warning) -> dict:
     """Validate the delivery and copy its good pairs into ``data_dir``; returns the summary.
 
     Under ``on_failure: fail`` one bad pair refuses the whole delivery; under ``quarantine``
-    the bad pairs are left out, listed in the report and copied beside it."""
-    incoming = {p.pair_id for p in find_pairs(inbox)}
+    the bad pairs are left out, listed in the report and copied beside it. Runs under the
+    project's ingest lock, after removing what killed runs left in staging."""
+    with ingest_lock(state_dir, say):
+        stale = remove_stale_staging(state_dir)
+        if stale:
+            say(f"removed {len(stale)} staging folders left by an interrupted earlier run: {[p.name for p in stale]}")
+        return _ingest(inbox, data_dir, cfg, state_dir, replace)
+
+
+def _ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, replace: bool) -> dict:
+    try:
+        incoming = {p.pair_id for p in find_pairs(inbox, confined=True)}
+    except (ManifestError, FileNotFoundError) as exc:
+        raise IngestError(f"{exc} (nothing was added)") from exc
     known = _known_hashes(data_dir, cfg, incoming, state_dir / "hash-cache.json")
-    report = validate_folder(inbox, cfg, known)
+    report = validate_folder(inbox, cfg, known, confined=True)
     report_dir = state_dir / "ingest-reports" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     html = write_reports(report, report_dir / "report.json")
-    _keep_rejected(report, report_dir / "quarantine")
+    _keep_rejected(report, inbox, report_dir / "quarantine")
     if report["failed"] and cfg.on_failure == "fail":
         raise IngestError(f"{report['failed']} pairs failed validation and on_failure is 'fail': nothing was "
                           f"added (report: {html}):\n{format_failures(report)}")
     accepted = set(report["accepted"])
-    plans = {p.pair_id: plan_pair(p, data_dir) for p in find_pairs(inbox) if p.pair_id in accepted}
+    plans = {p.pair_id: plan_pair(p, data_dir) for p in find_pairs(inbox, confined=True) if p.pair_id in accepted}
     conflicts = sorted(i for i, (state, _) in plans.items() if state == "conflict")
     if conflicts and not replace:
         raise IngestError(f"{len(conflicts)} pairs already exist with different content: "
                           f"{', '.join(conflicts)} (nothing was added; use --replace to overwrite them)")
-    data_dir.mkdir(parents=True, exist_ok=True)
     moves = [m for state, ms in plans.values() if state != "same" for m in ms]
-    _install(moves, state_dir / f"ingest-staging-{uuid.uuid4().hex}", data_dir)
+    if moves:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        owe_version(state_dir, data_dir)  # from here until dvc add + push finish
+        _install(moves, staging_folder(state_dir, uuid.uuid4().hex), data_dir)
     summary = {"inbox": str(inbox), "report": str(html),
                "added": sorted(i for i, (s, _) in plans.items() if s == "new"), "replaced": conflicts,
                "unchanged": sorted(i for i, (s, _) in plans.items() if s == "same"),
@@ -139,8 +169,8 @@ def remove_ingested(inbox: Path, data_dir: Path, summary: dict) -> list[Path]:
     each only after checking the stored copy has the same bytes; rejected pairs stay."""
     stored = set(summary["added"]) | set(summary["replaced"]) | set(summary["unchanged"])
     removed = []
-    for pair in find_pairs(inbox):
-        if pair.pair_id not in stored:
+    for pair in find_pairs(inbox, confined=True):
+        if pair.pair_id not in stored or pair.refused:
             continue
         _, moves = plan_pair(pair, data_dir)
         if all(dest.is_file() and _sha(dest) == _sha(src) for src, dest in moves):
@@ -148,16 +178,3 @@ def remove_ingested(inbox: Path, data_dir: Path, summary: dict) -> list[Path]:
                 src.unlink()
                 removed.append(src)
     return removed
-
-
-def version_data(data_dir: Path, repo: Path) -> str:
-    """``dvc add`` the dataset (and push when a default remote exists); returns its md5."""
-    import yaml
-
-    dvc = [sys.executable, "-m", "dvc"]
-    subprocess.run(dvc + ["add", "-q", str(data_dir)], cwd=repo, check=True)
-    remote = subprocess.run(dvc + ["remote", "default"], cwd=repo, capture_output=True, text=True)
-    if remote.returncode == 0 and remote.stdout.strip():
-        subprocess.run(dvc + ["push", "-q", f"{data_dir}.dvc"], cwd=repo, check=True)
-    out = yaml.safe_load((repo / f"{data_dir}.dvc").read_text())["outs"][0]
-    return out["md5"]

@@ -13,7 +13,7 @@ from components.imageio import Decoded, ImageError, read_image
 from components.pair_checks import alignment_score, dhash, near_duplicates
 from components.pairs import Pair
 
-COLUMNS = ("partner_present", "input_decodes", "target_decodes", "modes_ok", "orientation_ok",
+COLUMNS = ("safe", "partner_present", "input_decodes", "target_decodes", "modes_ok", "orientation_ok",
            "same_size", "min_side", "aspect_ok", "aligned", "unique")
 
 
@@ -72,8 +72,12 @@ def _check_geometry(images: dict[str, Decoded], row: dict, cfg: ValidateConfig) 
 def measure_pair(pair: Pair, cfg: ValidateConfig) -> tuple[dict, int | None]:
     """The pair's row, and its target's perceptual hash (None when it has no usable pixels)."""
     row: dict = {c: None for c in COLUMNS}
-    row.update(pair_id=pair.pair_id, input=str(pair.input), target=str(pair.target),
-               partner_present=pair.complete, detail=[], notes=[])
+    row.update(pair_id=pair.pair_id, input=str(pair.input), target=str(pair.target), detail=[], notes=[])
+    row["safe"] = not pair.refused
+    if pair.refused:  # nothing is read: not even whether the partner exists
+        row["detail"].append(pair.refused)
+        return row, None
+    row["partner_present"] = pair.complete
     if not pair.complete:
         row["detail"] += [f"missing: {p}" for p in (pair.input, pair.target) if p is not None and not p.is_file()]
         return row, None

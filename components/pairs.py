@@ -9,6 +9,10 @@ Accepted layouts (checked in this order):
   first; image files the manifest does not mention are still paired by their suffixes.
 A file without its partner is reported, never silently dropped: its partner is ``None``, or
 the listed path when a manifest names a file that is not there.
+
+``find_pairs(folder, confined=True)`` is for deliveries from outside: each pair whose id is
+not a plain name or whose files are not regular files inside ``folder`` carries the reason
+in ``refused``, and nothing may read its files (rules in ``components.confine``).
 """
 from __future__ import annotations
 
@@ -16,10 +20,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.confine import outside, unsafe_id
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 FOLDER_LAYOUTS = (("input", "target"), ("lq", "gt"))
 SRC, TAR = "_src", "_tar"
 MANIFEST = "train.jsonl"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # about 100k lines: a delivery is a few hundred pairs
 INPUT_KEYS = ("src", "input", "source", "lq")
 TARGET_KEYS = ("tar", "target", "gt", "edited")
 
@@ -33,10 +39,18 @@ class Pair:
     pair_id: str
     input: Path | None
     target: Path | None
+    refused: str | None = None  # why its files must not be read (confined discovery only)
 
     @property
     def complete(self) -> bool:
-        return all(p is not None and p.is_file() for p in (self.input, self.target))
+        return not self.refused and all(p is not None and p.is_file() for p in (self.input, self.target))
+
+
+def confine(pair: Pair, root: Path) -> Pair:
+    """``pair`` with the reason its id or files may not be used from the delivery ``root``."""
+    reasons = [unsafe_id(pair.pair_id)] + [outside(root, p) for p in (pair.input, pair.target) if p is not None]
+    found = [r for r in reasons if r]
+    return Pair(pair.pair_id, pair.input, pair.target, "; ".join(found)) if found else pair
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -91,14 +105,27 @@ def pairs_from_manifest(folder: Path) -> list[Pair]:
     return pairs
 
 
-def find_pairs(folder: str | Path) -> list[Pair]:
+def find_pairs(folder: str | Path, confined: bool = False) -> list[Pair]:
+    """Every pair in ``folder``, sorted by id; ``confined`` marks the ones a delivery may not
+    use (see the module docstring)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    pairs = _find(folder, confined)
+    return [confine(p, folder) for p in pairs] if confined else pairs
+
+
+def _find(folder: Path, confined: bool) -> list[Pair]:
     for inp, tar in FOLDER_LAYOUTS:
         if (folder / inp).is_dir() and (folder / tar).is_dir():
             return _pairs_from_folders(folder / inp, folder / tar)
-    listed = pairs_from_manifest(folder) if (folder / MANIFEST).is_file() else []
+    manifest = folder / MANIFEST
+    if confined and (manifest.exists() or manifest.is_symlink()):
+        reason = outside(folder, manifest) or (None if manifest.stat().st_size <= MAX_MANIFEST_BYTES
+                                               else f"{manifest}: over {MAX_MANIFEST_BYTES} bytes")
+        if reason:
+            raise ManifestError(f"{reason}; nothing in the delivery was read")
+    listed = pairs_from_manifest(folder) if manifest.is_file() else []
     mentioned = {p for pair in listed for p in (pair.input, pair.target)}
     rest = _pairs_from_suffixes(folder, mentioned)
     clash = sorted({p.pair_id for p in listed} & {p.pair_id for p in rest})

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # expectation column -> the reason shown to the user when a row fails it
 CHECKS = {
+    "safe": "refused unread: an unsafe pair id, or a file that is not a regular file inside the delivery",
     "partner_present": "partner file missing",
     "input_decodes": "input does not decode",
     "target_decodes": "target does not decode",
@@ -71,18 +72,20 @@ def run_suite(df: pd.DataFrame, cfg: ValidateConfig) -> dict[str, list[str]]:
     return failures
 
 
-def validate_folder(folder: Path, cfg: ValidateConfig, known: dict[str, int] | None = None) -> dict:
+def validate_folder(folder: Path, cfg: ValidateConfig, known: dict[str, int] | None = None,
+                    confined: bool = False) -> dict:
     """The validation report for every pair in ``folder``; ``known`` are target hashes of
-    pairs already in the dataset, so a re-delivered photo under a new id is caught."""
+    pairs already in the dataset, so a re-delivered photo under a new id is caught.
+    ``confined`` for a delivery from outside: see ``components.confine``."""
     try:
-        pairs = find_pairs(folder)
+        pairs = find_pairs(folder, confined)
     except (ManifestError, FileNotFoundError) as exc:
         raise StageFailed(str(exc)) from exc
     if not pairs:
         raise StageFailed(f"{folder}: no image pairs found (expected <id>_src/<id>_tar or input/ + target/)")
     df, hashes = measure_pairs(pairs, cfg, known)
     failures = run_suite(df, cfg)
-    bad = [{"pair_id": row.pair_id, "input": row.input, "target": row.target,
+    bad = [{"pair_id": row.pair_id, "input": row.input, "target": row.target, "unread": not row.safe,
             "reasons": failures[row.pair_id], "detail": "; ".join(row.detail)}
            for row in df[df.pair_id.isin(failures)].itertuples()]
     return {"folder": str(folder), "policy": {"modes": cfg.modes, "on_failure": cfg.on_failure},

@@ -53,6 +53,7 @@ def ingest() -> bool:
     """Take in every complete delivery; False (skip the rest, run ends green) when none
     brought a usable pair. The per-delivery reports are named in the log."""
     from components.config import load_params
+    from components.data_version import version_owed
     from components.deliveries import ingest_deliveries
     from components.pipeline import enter_project, inbox_dir
     from components.tracking import state_dir
@@ -62,18 +63,20 @@ def ingest() -> bool:
     for d in result["deliveries"]:
         log.info("delivery %s: %d added, %d replaced, %d rejected %s; report %s", d["delivery"], len(d["added"]),
                  len(d["replaced"]), len(d["rejected"]), d["rejected"], d.get("report") or d.get("refused"))
-    if not result["changed_pairs"]:
-        log.warning("no new or changed pairs in %d deliveries: nothing to train on", len(result["deliveries"]))
-    return result["changed_pairs"] > 0
+    if version_owed(state_dir()):  # this run's changes, or an interrupted earlier run's
+        return True
+    log.warning("no new or changed pairs in %d deliveries: nothing to train on", len(result["deliveries"]))
+    return False
 
 
 @task(**BACKOFF)
 def version() -> str:
     """``dvc add data`` (+ ``dvc push`` to the default remote): the new data version."""
-    from components.ingest import version_data
+    from components.data_version import version_data
     from components.pipeline import enter_project
+    from components.tracking import state_dir
 
-    return version_data(Path("data"), enter_project())
+    return version_data(Path("data"), enter_project(), state_dir())
 
 
 def stage(name: str) -> dict:

@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from components.deliveries import COMPLETE, READY, deliver, ingest_deliveries, pending_deliveries
 from tests.conftest import write_pair
 
@@ -38,3 +40,22 @@ def test_a_refused_delivery_is_recorded_and_the_others_still_go_in(tmp_path, par
     assert "already exist with different content" in by_name["conflict"]["refused"]
     assert by_name["good"]["added"] == ["y"] and by_name["allbad"]["rejected"] == ["z"]
     assert result["changed_pairs"] == 1
+
+
+def test_a_delivery_folder_symlinked_from_elsewhere_is_refused_unread(tmp_path, params):
+    inbox, data, state = tmp_path / "inbox", tmp_path / "data", tmp_path / "state"
+    write_pair(tmp_path / "private", "p", seed=4)
+    (tmp_path / "private" / COMPLETE).touch()
+    inbox.mkdir()
+    (inbox / "sneaky").symlink_to(tmp_path / "private", target_is_directory=True)
+    result = ingest_deliveries(inbox, data, params.validate_, state)
+    assert "symlink" in result["deliveries"][0]["refused"] and result["changed_pairs"] == 0
+    assert not data.exists()
+
+
+def test_a_delivery_name_must_be_a_plain_name(tmp_path):
+    write_pair(tmp_path / "batch", "a", seed=1)
+    for name in ("../outside", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="not a plain name"):
+            deliver(tmp_path / "batch", tmp_path / "inbox", name)
+    assert not (tmp_path / "outside").exists()
