@@ -100,20 +100,37 @@ def data_make_sample(out: Path) -> None:
 def enhance(path: Path, out: Path = typer.Option(..., "--out", help="folder for results"),
             params: Path = PARAMS) -> None:
     """Enhance a photo or a folder of photos with the serving model (champion)."""
+    from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable
     from serving.local import enhance_paths
 
-    done = enhance_paths(path, out, load_params(params).serve, echo=typer.echo)
-    typer.echo(f"{done} written to {out}")
+    try:
+        summary = enhance_paths(path, out, load_params(params).serve, echo=typer.echo)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except (NoModelError, ModelUnusable, RegistryUnavailable) as exc:
+        typer.echo(f"no model to enhance with: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    typer.echo(f"{len(summary.written)} written to {out}, {len(summary.skipped)} already there, "
+               f"{len(summary.failed)} failed")
+    if summary.failed:
+        typer.echo("failed:\n" + "\n".join(f"  {reason}" for _, reason in summary.failed), err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
 def serve(params: Path = PARAMS, host: str | None = None, port: int | None = None) -> None:
     """Start the HTTP service (FastAPI under uvicorn) on the champion model."""
+    import logging
+
     import uvicorn
 
     from serving.app import create_app
 
     cfg = load_params(params).serve
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s:     %(name)s: %(message)s")
+    for ours in ("serving", "components"):  # our state changes at INFO; libraries only when they warn
+        logging.getLogger(ours).setLevel(logging.INFO)
     uvicorn.run(create_app(cfg), host=host or cfg.host, port=port or cfg.port)
 
 

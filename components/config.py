@@ -164,6 +164,8 @@ class ServeConfig(_Section):
     tile_batch: int = Field(0, ge=0)          # tiles per model call; 0 = the batch the gate used
     batch_window_ms: float = Field(5, ge=0)   # how long a tile waits for others to fill a batch
     max_queue: int = Field(16, gt=0)          # enhance requests in flight; more get 503
+    max_receiving_mb: float = Field(512, gt=0)  # upload bytes being received at once, all clients
+    upload_timeout_s: float = Field(60, gt=0)   # a body not fully arrived by then: 408, connection closed
 
 
 class Params(_Section):

@@ -87,6 +87,9 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
             raise ImageTooLargeError(
                 f"{name}: {img.width}x{img.height} is over the limit of {max_pixels} pixels"
             )
+        if getattr(img, "is_animated", False) and img.format != "MPO":  # MPO: a camera JPEG + preview
+            raise ImageError(f"{name}: an animated or multi-frame {img.format} ({img.n_frames} frames); "
+                             "only still photos can be used")
         img.load()
         exif = img.getexif()
         orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
@@ -102,8 +105,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageTooLargeError(f"{name}: over the limit of {max_pixels} pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not a readable image (unknown format or corrupt header)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name}: not a readable image ({exc})") from exc
+    except Exception as exc:  # Pillow's plugins raise anything on hostile files (KeyError, TypeError, ...)
+        raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_alpha: bool = False,

@@ -1,12 +1,14 @@
 """The model registry as people use it: list versions, move ``champion`` (gate-checked)."""
 from __future__ import annotations
 
+from components.model_store import ModelUnusable, check_version
 from components.register import CHAMPION
 from components.tracking import use_tracking
 
 
 def promote(model_name: str, version: str) -> str:
-    """Point ``champion`` at ``version``; returns the version it pointed at before ('' if none)."""
+    """Point ``champion`` at ``version`` once it passed the gate and its artifacts download and
+    load; returns the version it pointed at before ('' if none)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -19,6 +21,10 @@ def promote(model_name: str, version: str) -> str:
     if mv.tags.get("gate") != "passed":
         raise ValueError(f"{model_name} version {version} did not pass the evaluation gate "
                          f"(gate tag: {mv.tags.get('gate', 'missing')}); refusing to promote it")
+    try:
+        check_version(model_name, version)
+    except ModelUnusable as exc:
+        raise ValueError(f"{exc}; refusing to promote it") from exc
     previous = client.get_registered_model(model_name).aliases.get(CHAMPION, "")
     client.set_registered_model_alias(model_name, CHAMPION, version)
     return str(previous)

@@ -5,6 +5,9 @@ runtime here and warms it up; only then is it ready. A poller checks the alias e
 ``serve.poll_seconds``; when it moves, the new version is loaded and warmed beside the old
 one, then swapped in one assignment: requests already running finish on the engine they
 started with, and every response names its version in ``X-Model-Version``.
+
+A request takes an enhance slot (``serve.max_queue``) only once its whole body has arrived
+(see ``serving/uploads.py`` for what bounds uploads), so slow clients cannot hold the slots.
 """
 from __future__ import annotations
 
@@ -17,45 +20,71 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from components.config import ServeConfig
-from components.model_store import NoModelError, alias_version, fetch
+from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version, fetch
 from serving.engine import Engine
 from serving.metrics import ServingMetrics
-from serving.uploads import decode_upload, encode_reply
+from serving.uploads import ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload
 
 log = logging.getLogger(__name__)
 
 
 class ModelHolder:
-    """The current engine, swapped atomically when the alias moves."""
+    """The current engine, swapped atomically when the alias moves. Registry faults and
+    versions that cannot be loaded never take the loaded engine away; each is logged once
+    when it starts and once when it clears, and shown in ``/readyz`` and ``/metrics``."""
 
     def __init__(self, cfg: ServeConfig, metrics: ServingMetrics) -> None:
         self.cfg, self.metrics = cfg, metrics
         self.engine: Engine | None = None
         self.error = "not loaded yet"
+        self.problem: str | None = None  # the registry or candidate-version fault, while it lasts
 
     def refresh(self) -> None:
+        problem, registry_up = None, 1
         try:
-            version = alias_version(self.cfg.model_name, self.cfg.alias)
-        except NoModelError as exc:
-            self.error = str(exc)
-            return
+            self._refresh()
+        except RegistryUnavailable as exc:
+            problem, registry_up = str(exc), 0
+        except (NoModelError, ModelUnusable) as exc:
+            problem = str(exc)
+        self.error = problem or self.error
+        self.metrics.registry_up.set(registry_up)
+        self._report(problem)
+
+    def _refresh(self) -> None:
+        c = self.cfg
+        version = alias_version(c.model_name, c.alias)
         if self.engine is not None and self.engine.version == version:
             return
-        c = self.cfg
-        engine = Engine(fetch(c.model_name, c.alias, version), c.runtime, c.tile_batch, c.batch_window_ms)
-        engine.warm_up()
+        ref = fetch(c.model_name, c.alias, version)
+        try:
+            engine = Engine(ref, c.runtime, c.tile_batch, c.batch_window_ms)
+            engine.warm_up()
+        except Exception as exc:  # a broken ONNX, a runtime that refuses it
+            raise ModelUnusable(f"{c.model_name} version {version} failed to load: {type(exc).__name__}: "
+                                f"{str(exc)[:300]}") from exc
         old, self.engine = self.engine, engine
         self.metrics.serving(c.model_name, version, engine.runtime)
         if old is not None:
             old.close()  # its in-flight requests finish; new ones already use the new engine
         log.info("serving %s version %s on %s (was %s)", c.model_name, version, engine.runtime, old and old.version)
 
+    def _report(self, problem: str | None) -> None:
+        if problem == self.problem:
+            return
+        serving = f"still serving version {self.engine.version}" if self.engine else "no model loaded"
+        if problem:
+            log.error("%s (%s; retrying every %g s)", problem, serving, self.cfg.poll_seconds)
+        else:
+            log.info("registry problem cleared: %s", self.problem)
+        self.problem = problem
+
 
 def _poll(holder: ModelHolder, stop: threading.Event) -> None:
     while not stop.wait(holder.cfg.poll_seconds):
         try:
             holder.refresh()
-        except Exception:  # keep serving the old model if the registry hiccups
+        except Exception:  # an engine that fails to build: keep serving the old model
             log.exception("alias poll failed; still serving the previous version")
 
 
@@ -97,6 +126,7 @@ def _lifespan(holder: ModelHolder):
 def create_app(cfg: ServeConfig) -> FastAPI:
     metrics = ServingMetrics()
     holder, admission = ModelHolder(cfg, metrics), Admission(cfg.max_queue, metrics)
+    budget = ReceiveBudget(int(cfg.max_receiving_mb * 1024 * 1024), metrics)
     app = FastAPI(title="brighthouse", description="Real-estate photo enhancement (NAFNet)",
                   lifespan=_lifespan(holder))
     app.state.holder = holder
@@ -108,14 +138,20 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         unless ``?format=png|jpeg``. EXIF (orientation applied) and ICC profile are kept."""
         start, status = time.perf_counter(), "error"
         try:
+            received = await receive_upload(request, cfg, budget)  # holds no enhance slot
             with admission:
                 engine = _engine_or_503(holder)  # pinned for this request, even across a swap
-                upload = await decode_upload(request, cfg, format)
+                upload = await run_in_threadpool(decode_upload, received, cfg, format)
                 out = await run_in_threadpool(engine.enhance, upload.photo.rgb)
                 body, media_type = await run_in_threadpool(encode_reply, out, upload)
                 metrics.megapixels.inc(out.shape[0] * out.shape[1] / 1e6)
                 status = "ok"
                 return Response(body, media_type=media_type, headers={"X-Model-Version": engine.version})
+        except ClientGone as exc:  # nobody to answer; one quiet line, not a traceback
+            status = "disconnected"
+            metrics.disconnects.inc()
+            log.info("%s %s: %s", request.client.host if request.client else "?", request.url.path, exc)
+            return Response(status_code=499)
         finally:
             metrics.latency.labels(status).observe(time.perf_counter() - start)
 
@@ -138,7 +174,8 @@ def _add_status_routes(app: FastAPI, holder: ModelHolder, metrics: ServingMetric
         if holder.engine is None:
             response.status_code = 503
             return {"ready": False, "reason": holder.error}
-        return {"ready": True, "model": holder.cfg.model_name, "version": holder.engine.version}
+        ready = {"ready": True, "model": holder.cfg.model_name, "version": holder.engine.version}
+        return {**ready, "problem": holder.problem} if holder.problem else ready
 
     @app.get("/v1/model")
     def model() -> dict:

@@ -1,55 +1,79 @@
-"""``brighthouse enhance``: the serving engine applied to files on disk."""
+"""``brighthouse enhance``: the serving engine applied to files on disk.
+
+Output names: a JPEG or PNG keeps its own file name (``room.JPEG`` and ``room.jpg`` stay
+apart), any other format is written as PNG with ``.png`` added (``room.webp.png``), so two
+inputs never share an output. The output folder may not be the input folder or inside it.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from components.config import ServeConfig
 from components.imageio import ImageError, encode, read_image
+from components.model_store import alias_version, fetch
 from components.pairs import IMAGE_EXTS
 from serving.engine import Engine
-from components.model_store import alias_version, fetch
+
+KEEPS_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+@dataclass
+class EnhanceSummary:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (input, reason)
 
 
 def _inputs(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     raise FileNotFoundError(f"{path}: no such file or folder")
 
 
 def output_path(src: Path, out_dir: Path) -> Path:
-    suffix = ".jpg" if src.suffix.lower() in (".jpg", ".jpeg") else ".png"
-    return out_dir / f"{src.stem}{suffix}"
+    return out_dir / (src.name if src.suffix.lower() in KEEPS_FORMAT else f"{src.name}.png")
 
 
-def enhance_paths(path: Path, out_dir: Path, cfg: ServeConfig, echo: Callable[[str], None] = print) -> int:
-    """Enhance every image under ``path`` into ``out_dir``; never overwrites an input,
-    skips outputs that already exist, and reports unreadable files by name."""
+def check_out_dir(path: Path, out_dir: Path) -> None:
+    """Refuse, before anything is written, an output folder that is the input folder or inside it."""
+    folder = (path if path.is_dir() else path.parent).resolve()
+    out = out_dir.resolve()
+    if out == folder or folder in out.parents:
+        raise ValueError(f"--out {out_dir} is {'the input folder' if out == folder else 'inside the input folder'} "
+                         f"{folder}: choose a folder outside it")
+
+
+def enhance_paths(path: Path, out_dir: Path, cfg: ServeConfig, echo: Callable[[str], None] = print) -> EnhanceSummary:
+    """Enhance every image under ``path`` into ``out_dir``; never writes beside the inputs,
+    skips outputs that already exist, and lists the files that failed with their reason."""
     inputs = _inputs(path)
+    check_out_dir(path, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(fetch(cfg.model_name, cfg.alias, alias_version(cfg.model_name, cfg.alias)),
                     cfg.runtime, cfg.tile_batch, cfg.batch_window_ms)
-    written = 0
+    summary = EnhanceSummary()
     for src in tqdm(inputs, unit="photo", disable=None):  # a bar on a terminal, silent in logs
         dst = output_path(src, out_dir)
-        if dst.resolve() == src.resolve():
-            raise ValueError(f"{dst} would overwrite its input; choose another --out folder")
         if dst.exists():
             echo(f"skip {src} ({dst} exists)")
+            summary.skipped.append(src)
             continue
         try:
             photo = read_image(src, int(cfg.max_megapixels * 1_000_000))
         except ImageError as exc:
             echo(f"error: {exc}")
+            summary.failed.append((src, str(exc)))
             continue
-        fmt = "JPEG" if dst.suffix == ".jpg" else "PNG"
         tmp = dst.with_name(dst.name + ".part")
-        tmp.write_bytes(encode(engine.enhance(photo.rgb), fmt, icc=photo.icc, exif=photo.exif))
+        tmp.write_bytes(encode(engine.enhance(photo.rgb), KEEPS_FORMAT.get(src.suffix.lower(), "PNG"),
+                               icc=photo.icc, exif=photo.exif))
         tmp.replace(dst)
-        written += 1
+        summary.written.append(dst)
         echo(f"{src} -> {dst} (model version {engine.version})")
-    return written
+    return summary

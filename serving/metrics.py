@@ -16,7 +16,16 @@ class ServingMetrics:
                                   "megapixels enhanced (rate() of it is megapixels per second)", registry=r)
         self.queue_depth = Gauge("brighthouse_queue_depth", "enhance requests admitted and not yet answered",
                                  registry=r)
-        self.rejected = Counter("brighthouse_rejected_total", "requests refused with 503 (queue full)", registry=r)
+        self.rejected = Counter("brighthouse_rejected_total",
+                                "requests refused with 503 (queue full, or upload byte budget full)", registry=r)
+        self.receiving_bytes = Gauge("brighthouse_receiving_bytes", "bytes of upload bodies being received",
+                                     registry=r)
+        self.upload_timeouts = Counter("brighthouse_upload_timeouts_total",
+                                       "uploads that did not arrive within serve.upload_timeout_s (408)", registry=r)
+        self.disconnects = Counter("brighthouse_client_disconnects_total",
+                                   "clients that closed the connection before their upload arrived", registry=r)
+        self.registry_up = Gauge("brighthouse_registry_up",
+                                 "1 when the last alias poll reached the model registry, else 0", registry=r)
         self.model = Gauge("brighthouse_model_info", "the model version being served (value 1)",
                            ["name", "version", "runtime"], registry=r)
 

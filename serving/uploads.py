@@ -1,38 +1,94 @@
-"""Reading an upload (size limits first, then the image) and writing the reply image."""
+"""Receiving an upload (bounded in bytes and time), decoding it, and writing the reply image.
+
+A request holds no enhance slot while its body arrives: a client trickling its upload a byte
+a second costs the server a socket and a few bytes, not a place in the queue. What bounds
+the bodies being received is a shared byte budget (``serve.max_receiving_mb``: memory, not a
+count of clients) and a deadline per request (``serve.upload_timeout_s``: 408, after which
+uvicorn closes the connection, since its body was never read to the end).
+"""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from components.config import ServeConfig
 from components.imageio import Decoded, ImageError, ImageTooLargeError, decode_image, encode
+from serving.metrics import ServingMetrics
 
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class ClientGone(Exception):
+    """The client closed the connection before its upload arrived: normal, not an error."""
+
+
+class ReceiveBudget:
+    """Bytes of request bodies being received at once, over all requests (one event loop,
+    so no lock). An upload that would go over it gets a 503, as a full queue does."""
+
+    def __init__(self, limit_bytes: int, metrics: ServingMetrics) -> None:
+        self.limit, self.used, self.metrics = limit_bytes, 0, metrics
+
+    def take(self, n: int) -> None:
+        if self.used + n > self.limit:
+            self.metrics.rejected.inc()
+            raise HTTPException(503, f"server busy: {self.used} bytes of uploads arriving (limit {self.limit}); "
+                                     "retry shortly", headers={"Retry-After": "1"})
+        self.used += n
+        self.metrics.receiving_bytes.set(self.used)
+
+    def give(self, n: int) -> None:
+        self.used -= n
+        self.metrics.receiving_bytes.set(self.used)
+
+
+async def _read_body(request: Request, limit: int, budget: ReceiveBudget, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"upload of {declared} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                if size + len(chunk) > limit:
+                    raise HTTPException(413, f"upload is over the limit of {limit} bytes")
+                budget.take(len(chunk))
+                size += len(chunk)
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        budget.metrics.upload_timeouts.inc()
+        raise HTTPException(408, f"upload did not arrive within {timeout_s:g} s ({size} bytes received)",
+                            headers={"Connection": "close"}) from exc
+    except ClientDisconnect as exc:
+        raise ClientGone(f"client went away after {size} bytes of its upload") from exc
+    finally:
+        budget.give(size)  # the body is handed on; admission bounds what happens next
     return b"".join(chunks)
 
 
-async def _image_bytes(request: Request, limit: int) -> tuple[bytes, str]:
-    body = await _read_body(request, limit)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        request._body = body  # Starlette re-reads a cached body when parsing the form
+@dataclass(frozen=True)
+class Received:
+    data: bytes
+    name: str
+
+
+async def receive_upload(request: Request, cfg: ServeConfig, budget: ReceiveBudget) -> Received:
+    """The upload's bytes (raw body or multipart field ``file``), within the byte and time limits."""
+    body = await _read_body(request, int(cfg.max_upload_mb * 1024 * 1024), budget, cfg.upload_timeout_s)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return Received(body, "upload")
+    request._body = body  # Starlette re-reads a cached body when parsing the form
+    try:
         upload = (await request.form()).get("file")
-        if upload is None or isinstance(upload, str):
-            raise HTTPException(400, "multipart upload needs a 'file' field")
-        return await upload.read(), upload.filename or "upload"
-    return body, "upload"
+    except MultiPartException as exc:  # Starlette turns it into a 400 only inside an app
+        raise HTTPException(400, f"malformed multipart upload: {exc.message}") from exc
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(400, "multipart upload needs a 'file' field")
+    return Received(await upload.read(), upload.filename or "upload")
 
 
 @dataclass(frozen=True)
@@ -48,12 +104,12 @@ def reply_format(requested: str | None, data: bytes) -> str:
     return fmt
 
 
-async def decode_upload(request: Request, cfg: ServeConfig, requested_format: str | None) -> Upload:
-    """The upload decoded upright, or a 4xx naming what is wrong with it."""
-    data, name = await _image_bytes(request, int(cfg.max_upload_mb * 1024 * 1024))
-    fmt = reply_format(requested_format, data)
+def decode_upload(received: Received, cfg: ServeConfig, requested_format: str | None) -> Upload:
+    """The upload decoded upright, or a 4xx naming what is wrong with it (CPU work: run it
+    in a worker thread, under admission)."""
+    fmt = reply_format(requested_format, received.data)
     try:
-        return Upload(decode_image(data, name, int(cfg.max_megapixels * 1_000_000)), fmt)
+        return Upload(decode_image(received.data, received.name, int(cfg.max_megapixels * 1_000_000)), fmt)
     except ImageTooLargeError as exc:
         raise HTTPException(413, str(exc)) from exc
     except ImageError as exc:

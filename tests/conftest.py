@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
+
+# Property tests keep no example database: nothing is written outside the tests' temp folders.
+settings.register_profile("brighthouse", database=None)
+settings.load_profile("brighthouse")
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

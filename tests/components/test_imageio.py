@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.imageio import ImageError, ImageTooLargeError, decode_rgb, load_rgb
+from components.imageio import ImageError, ImageTooLargeError, decode_image, decode_rgb, load_rgb
 
 
 def _jpeg(img: Image.Image, **kw) -> bytes:
@@ -98,3 +98,14 @@ def test_a_header_beyond_pillows_own_bomb_limit_is_ours_to_name():
 
     with pytest.raises(ImageTooLargeError, match="bomb.png: over the limit of 60000000 pixels"):
         decode_rgb(png_header_only(20000, 20000), "bomb.png")
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_animated_images_are_refused_and_a_still_one_is_not(fmt):
+    frames = [Image.new("RGB", (24, 16), colour) for colour in ("red", "green", "blue")]
+    animated, still = io.BytesIO(), io.BytesIO()
+    frames[0].save(animated, fmt, save_all=True, append_images=frames[1:])
+    frames[0].save(still, fmt)
+    with pytest.raises(ImageError, match=rf"animated or multi-frame {fmt} \(3 frames\)"):
+        decode_image(animated.getvalue(), "anim")
+    assert decode_image(still.getvalue(), "still").rgb.shape == (16, 24, 3)

@@ -44,6 +44,25 @@ def test_promote_moves_champion_and_refuses_ungated_versions(params, tmp_path, m
     assert [r["version"] for r in rows] == [v2, v1] and "champion" in rows[0]["aliases"]
 
 
+def test_promote_refuses_a_version_whose_artifacts_are_gone_or_broken(params, tmp_path, mlflow_store):
+    import shutil
+    from urllib.parse import urlparse
+
+    v1 = _register(params, tmp_path, "a")["version"]
+    v2 = _register(params, tmp_path, "b")["version"]
+    v3 = _register(params, tmp_path, "c")["version"]
+    client = MlflowClient()
+    shutil.rmtree(urlparse(client.get_model_version_download_uri("brighthouse", v2)).path)
+    with pytest.raises(ValueError, match=f"version {v2} cannot be loaded.*refusing to promote"):
+        promote("brighthouse", v2)
+    broken = urlparse(client.get_model_version_download_uri("brighthouse", v3)).path
+    for onnx in __import__("pathlib").Path(broken).rglob("*.onnx"):
+        onnx.write_bytes(b"not an onnx model")
+    with pytest.raises(ValueError, match=f"version {v3} cannot be loaded.*onnxruntime"):
+        promote("brighthouse", v3)
+    assert client.get_registered_model("brighthouse").aliases["champion"] == int(v1)  # never moved
+
+
 def test_a_retried_register_reuses_its_version(params, tmp_path, mlflow_store):
     dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
     paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
