@@ -83,12 +83,16 @@ async def receive_upload(request: Request, cfg: ServeConfig, budget: ReceiveBudg
         return Received(body, "upload")
     request._body = body  # Starlette re-reads a cached body when parsing the form
     try:
-        upload = (await request.form()).get("file")
+        form = await request.form()
     except MultiPartException as exc:  # Starlette turns it into a 400 only inside an app
         raise HTTPException(400, f"malformed multipart upload: {exc.message}") from exc
-    if upload is None or isinstance(upload, str):
-        raise HTTPException(400, "multipart upload needs a 'file' field")
-    return Received(await upload.read(), upload.filename or "upload")
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(400, "multipart upload needs a 'file' field")
+        return Received(await upload.read(), upload.filename or "upload")
+    finally:
+        await form.close()  # parts over 1 MB were spooled to temporary files
 
 
 @dataclass(frozen=True)
