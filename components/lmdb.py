@@ -127,6 +127,10 @@ class PairedLmdbWriter:
     def close(self) -> None:
         for role, env in self.envs.items():
             env.close()
+            # lock.mdb is the writer's reader table (pids, txn ids): different bytes on every run,
+            # so the stage's output never reproduced. Readers open with lock=False (BasicSR's
+            # default, iter_lmdb, WholePhotoDataset) and never need it.
+            (self.tmp / f"{role}.lmdb" / "lock.mdb").unlink(missing_ok=True)
             (self.tmp / f"{role}.lmdb" / "meta_info.txt").write_text("".join(self.meta), encoding="ascii")
         shutil.rmtree(self.out, ignore_errors=True)
         self.tmp.rename(self.out)

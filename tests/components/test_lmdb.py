@@ -154,3 +154,18 @@ def test_only_pairs_validation_accepted_are_written(pair_folder, tmp_path, param
     assert "p03" not in splits["train"] + splits["val"] and (pair_folder / "p03_src.png").exists()
     with pytest.raises(StageFailed, match="run the validate stage again"):
         run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb2", accepted + ["gone"]))
+
+
+def test_the_same_pairs_and_params_give_byte_identical_lmdbs(pair_folder, tmp_path, params):
+    import hashlib
+
+    def digest(folder: Path) -> dict[str, str]:
+        return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "a"))
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "b"))
+    first = digest(tmp_path / "a")
+    assert first == digest(tmp_path / "b")  # so DVC sees an unchanged output and nothing downstream re-runs
+    assert not any(name.endswith("lock.mdb") for name in first)
+    assert len(read_lmdb(tmp_path / "a" / "val" / "gt.lmdb")) >= 1  # and it still reads without its lock file
