@@ -21,7 +21,7 @@ def data_validate(folder: Path, params: Path = PARAMS,
     from components.validate import format_failures, validate_folder, write_reports
 
     try:
-        result = validate_folder(folder, load_params(params).validate_)
+        result = validate_folder(folder, load_params(params).validate_, confined=True)  # as `data add` reads it
     except StageFailed as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

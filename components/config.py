@@ -24,6 +24,7 @@ class ValidateConfig(_Section):
     max_hash_distance: int = Field(4, ge=0, le=64)
     modes: Literal["convert", "reject"] = "convert"
     on_failure: Literal["quarantine", "fail"] = "quarantine"
+    workers: int = Field(0, ge=0)  # decoding processes; 0 = all cores
 
 
 class LmdbConfig(_Section):

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from components.evaluate import score_pairs
 from components.export import ort_runner
 from components.inference import spec_from_metadata
-from components.lmdb import read_lmdb
 from components.model_store import alias_version, fetch
 from components.register import CHAMPION, data_version
+from components.scoring import Runner, score_split, val_pairs
 from components.stage import write_json
 from components.tracking import get_or_create_experiment, use_tracking
 
@@ -45,8 +44,8 @@ def reevaluate_champion(model_name: str, lmdb_dir: Path, dvc_file: Path, out: Pa
 
     version = alias_version(model_name, CHAMPION)
     ref = fetch(model_name, CHAMPION, version)
-    lq, gt = read_lmdb(lmdb_dir / "val" / "lq.lmdb"), read_lmdb(lmdb_dir / "val" / "gt.lmdb")
-    rows, _ = score_pairs(lq, gt, ort_runner(ref.onnx_path), spec_from_metadata(ref.metadata))
+    rows, _ = score_split(val_pairs(lmdb_dir), Runner(CHAMPION, ort_runner(ref.onnx_path),
+                                                      spec_from_metadata(ref.metadata)))
     psnr_now = float(np.mean([r["psnr"] for r in rows]))
     registered = float(MlflowClient().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
     result = {"version": version, "images": len(rows), "psnr": psnr_now,

@@ -5,6 +5,9 @@ so each pair fails only on its root cause.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import pandas as pd
 
@@ -95,11 +98,21 @@ def measure_pair(pair: Pair, cfg: ValidateConfig) -> tuple[dict, int | None]:
     return row, dhash(images["target"].rgb)
 
 
+def _measure_all(pairs: list[Pair], cfg: ValidateConfig) -> list[tuple[dict, int | None]]:
+    """``measure_pair`` over all pairs, in ``cfg.workers`` processes (decoding dominates:
+    two full-resolution photos per pair), in the pairs' order."""
+    workers = min(cfg.workers or os.cpu_count() or 1, len(pairs))
+    if workers <= 1:
+        return [measure_pair(p, cfg) for p in pairs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(measure_pair, pairs, [cfg] * len(pairs)))
+
+
 def measure_pairs(pairs: list[Pair], cfg: ValidateConfig, known: dict[str, int] | None = None
                   ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The table for ``pairs`` and their target hashes; a pair that looks like a ``known``
     one (already in the dataset) or an earlier one of this batch is not unique."""
-    measured = {p.pair_id: measure_pair(p, cfg) for p in pairs}
+    measured = dict(zip((p.pair_id for p in pairs), _measure_all(pairs, cfg)))
     hashes = {k: h for k, (_, h) in measured.items() if h is not None}
     dupes = near_duplicates(hashes, cfg.max_hash_distance, known or {})
     rows = []

@@ -47,8 +47,8 @@ class ReceiveBudget:
 
 
 async def _read_body(request: Request, limit: int, budget: ReceiveBudget, timeout_s: float) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # "²".isdigit() is True
         raise HTTPException(413, f"upload of {declared} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
     try:

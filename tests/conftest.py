@@ -5,16 +5,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from PIL import Image
 
-# Property tests keep no example database: nothing is written outside the tests' temp folders.
-settings.register_profile("brighthouse", database=None)
+# Property tests: the same examples on every run (a CI failure reproduces; explore with
+# --hypothesis-seed or more examples by hand), no example database, and Hypothesis' own
+# files (failure patches) in a temporary folder rather than the checkout.
+settings.register_profile("brighthouse", database=None, derandomize=True)
 settings.load_profile("brighthouse")
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="brighthouse-hypothesis-"))
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -1,0 +1,163 @@
+"""The pipeline at the customer's scale: N full-resolution pairs through every DVC stage.
+
+Synthesises N distinct pairs of about 3300x2200 from ../shared/real-inputs (each a different
+crop, flip and small rescale of one of the eight photos; the target is a smooth retouch:
+exposure, white balance, a tone curve and a soft local brightening, different per pair), puts
+them in a fresh project copy as ``data/``, versions them with ``dvc add``, then runs each
+stage with ``dvc repro -s`` and records wall time, peak RSS of the whole process tree, and
+bytes written (the project folder, which holds DVC's cache, and the DVC remote).
+
+    .venv/bin/python bench/scale.py --pairs 50
+    .venv/bin/python bench/scale.py --pairs 150 --iterations 20 --keep /tmp/scale150
+
+Prints a Markdown table row per stage; ``--json`` writes the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+INPUTS = REPO.parent / "shared" / "real-inputs"
+STAGES = ("validate", "lmdb", "train", "export", "evaluate", "register")
+LONG_SIDE = 3300
+
+
+def variant(photo: np.ndarray, index: int) -> np.ndarray:
+    """A distinct crop (76-96% per side, at a position set by ``index``), maybe mirrored,
+    resized so the long side is about 3300 px."""
+    rng = np.random.default_rng(index)
+    h, w = photo.shape[:2]
+    ch, cw = int(h * rng.uniform(0.76, 0.96)), int(w * rng.uniform(0.76, 0.96))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = photo[y:y + ch, x:x + cw]
+    if index % 2:
+        crop = crop[:, ::-1]
+    scale = LONG_SIDE * rng.uniform(0.97, 1.0) / max(ch, cw)
+    return cv2.resize(np.ascontiguousarray(crop), (round(cw * scale), round(ch * scale)), interpolation=cv2.INTER_AREA)
+
+
+def retouch(image: np.ndarray, index: int) -> np.ndarray:
+    """A listing-style edit: exposure, white balance, an S tone curve, a soft brightening of
+    one region (a window pull in reverse), all smooth, all different per pair."""
+    rng = np.random.default_rng(10_000 + index)
+    x = image.astype(np.float32) / 255.0
+    x = x * rng.uniform(1.05, 1.4) * rng.uniform(0.92, 1.08, size=3)
+    x = np.clip(x, 0, 1) ** rng.uniform(0.75, 0.95)
+    x = x + rng.uniform(0.05, 0.15) * x * (1 - x) * (2 * x - 1) * -1
+    h, w = x.shape[:2]
+    yy, xx = np.mgrid[0:h:8, 0:w:8].astype(np.float32)
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+    field = np.exp(-(((yy - cy) / (0.4 * h)) ** 2 + ((xx - cx) / (0.4 * w)) ** 2))
+    field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    x = x * (1 + rng.uniform(0.05, 0.2) * field)
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def synthesise(n: int, data: Path) -> int:
+    """Writes ``scale_<i>_src.jpg`` / ``_tar.jpg``; returns the bytes of JPEG written."""
+    photos = [cv2.imread(str(p))[..., ::-1] for p in sorted(INPUTS.glob("*.jpg"))]
+    data.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        src = variant(photos[i % len(photos)], i)
+        for role, img in (("src", src), ("tar", retouch(src, i))):
+            cv2.imwrite(str(data / f"scale_{i:04d}_{role}.jpg"), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return sum(p.stat().st_size for p in data.iterdir())
+
+
+def tree_bytes(*folders: Path) -> int:
+    return sum(p.stat().st_size for f in folders if f.exists() for p in f.rglob("*") if p.is_file()
+               and not p.is_symlink())
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict) -> tuple[float, int, int]:
+    """(seconds, peak RSS of the process tree in bytes, exit code), sampling every 0.2 s."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr.read()[-3000:])
+    return time.perf_counter() - start, peak, proc.returncode
+
+
+def tool_env() -> dict[str, str]:
+    """This venv first on PATH; no MLflow/Airflow/brighthouse settings inherited from the shell."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIRFLOW", "BRIGHTHOUSE_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def make_project(dest: Path, remote: Path, iterations: int) -> Path:
+    """The project's tracked files (not its data), a few training iterations, a local remote."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        if (REPO / rel).is_file() and not rel.startswith(("data/", "dvc-store/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["train"]["profiles"]["tiny"].update(iterations=iterations, val_every=0, checkpoint_every=0)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / ".dvc" / "config").write_text(f"[core]\n    analytics = false\n    remote = local\n"
+                                          f"['remote \"local\"']\n    url = {remote}\n")
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "scale bench copy"]):
+        subprocess.run(git + cmd, cwd=dest, check=True)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=50)
+    ap.add_argument("--iterations", type=int, default=20, help="training iterations (a handful: this is not about quality)")
+    ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, removed)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="brighthouse-scale-"))
+    project, env = make_project(work / "project", work / "remote", args.iterations), tool_env()
+    rows = [{"stage": "synthesise", "jpeg_bytes": synthesise(args.pairs, project / "data")}]
+    jpeg = rows[0]["jpeg_bytes"]
+    for stage, cmd in [("data add", ["dvc", "add", "-q", "data"]), ("data push", ["dvc", "push", "-q", "data.dvc"])] + [
+            (s, ["dvc", "repro", "-s", s]) for s in STAGES]:
+        before = tree_bytes(project, work / "remote")
+        seconds, peak, rc = run_measured(cmd, project, env)
+        rows.append({"stage": stage, "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20),
+                     "written_mb": round((tree_bytes(project, work / "remote") - before) / 2**20, 1), "rc": rc})
+        print(json.dumps(rows[-1]), flush=True)
+        if rc:
+            break
+    total = tree_bytes(project, work / "remote")
+    print(f"\n{args.pairs} pairs, JPEGs {jpeg / 2**20:.0f} MB; project + remote now {total / 2**20:.0f} MB "
+          f"({total / jpeg:.1f}x the JPEGs)\n")
+    print("| stage | wall s | peak RSS MB | written MB |\n|---|---:|---:|---:|")
+    for r in rows[1:]:
+        print(f"| {r['stage']} | {r['seconds']} | {r['peak_rss_mb']} | {r['written_mb']} |")
+    if args.json:
+        args.json.write_text(json.dumps({"pairs": args.pairs, "jpeg_bytes": jpeg, "total_bytes": total, "rows": rows},
+                                        indent=2))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
