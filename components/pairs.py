@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.confine import outside, unsafe_id
+
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 FOLDER_LAYOUTS = (("input", "target"), ("lq", "gt"))
 SRC, TAR = "_src", "_tar"
