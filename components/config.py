@@ -32,7 +32,7 @@ class LmdbConfig(_Section):
     min_train_share: float = Field(0.7, gt=0, lt=1)
     png_compression: int = Field(1, ge=0, le=9)
     crop_size: int = Field(480, gt=0)
-    step: int = Field(240, gt=0)
+    step: int = Field(480, gt=0)
     thresh_size: int = Field(0, ge=0)
     whole_photo_side: int = Field(768, gt=0)  # train photos also stored whole, this long side (global_view)
     workers: int = Field(0, ge=0)

@@ -1,17 +1,21 @@
 """Stage ``lmdb``: write train/val pairs into LMDBs in the layout BasicSR reads.
 
 Each LMDB folder holds ``data.mdb`` and ``meta_info.txt`` with lines ``<key>.png (h,w,c) <level>``
-(what ``basicsr.utils.lmdb_util`` writes), values are PNG bytes in BGR channel order, and the
-input (``lq``) and target (``gt``) databases share their keys, so BasicSR's
-``PairedImageDataset`` with ``io_backend: lmdb`` reads them unchanged.
+(what ``basicsr.utils.lmdb_util`` writes), values are encoded images that ``cv2.imdecode`` reads
+(PNG, or a photo's own JPEG: see below), and the input (``lq``) and target (``gt``) databases
+share their keys, so BasicSR's ``PairedImageDataset`` with ``io_backend: lmdb`` reads them
+unchanged.
 
 Training pairs are stored twice, once per inference mode (components/inference.py):
-- ``train/``: overlapping full-resolution sub-images (``lmdb.crop_size``/``step``, as BasicSR's
-  sub-image extraction does), for ``tiled`` models, so a training step decodes a few hundred
+- ``train/``: full-resolution sub-images (``lmdb.crop_size`` every ``step`` px, as BasicSR's
+  sub-image extraction does; a step under the crop size overlaps them), for ``tiled`` models, so a training step decodes a few hundred
   pixels square instead of a whole 7-megapixel photo;
 - ``train_whole/``: each whole photo shrunk to ``lmdb.whole_photo_side`` (long side), for
   ``global_view`` models, which see whole photos; small (about 1% of the sub-images).
-Validation pairs stay whole at full size, since evaluation is at full size.
+Validation pairs stay whole at full size, since evaluation is at full size. A whole photo is
+stored as its file's own bytes (a JPEG stays the JPEG) when OpenCV, which every reader decodes
+with, gives exactly the pixels validation accepted; otherwise (EXIF turns, colour modes, alpha)
+as PNG. That keeps the val LMDB the size of its photos and spares encoding them.
 """
 from __future__ import annotations
 
@@ -30,12 +34,12 @@ import numpy as np
 from tqdm import tqdm
 
 from components.config import LmdbConfig
-from components.imageio import load_rgb, working_copy
+from components.imageio import decode_image, working_copy
 from components.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
 
 MAP_SIZE = 1 << 40  # virtual reservation only; LMDB files grow to what is written
-Record = tuple[str, bytes, bytes, tuple[int, int, int]]  # key, lq PNG, gt PNG, shape
+Record = tuple[str, bytes, bytes, tuple[int, int, int]]  # key, lq bytes, gt bytes, shape
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,29 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes:
     return png.tobytes()
 
 
+def stored_bytes(source: bytes, rgb: np.ndarray, level: int) -> bytes:
+    """``source`` itself when OpenCV decodes it to exactly ``rgb``, else ``rgb`` as PNG."""
+    decoded = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is not None and decoded.shape == rgb.shape and np.array_equal(decoded[..., ::-1], rgb):
+        return source
+    return encode_png(rgb, level)
+
+
 def pair_records(pair: Pair, cfg: LmdbConfig, layout: str) -> list[Record]:
     """Encode one pair per ``layout`` (``whole``, ``whole_small`` or ``subimages``); runs in a
     worker process."""
+    sources = pair.input.read_bytes(), pair.target.read_bytes()
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
-    lq, gt = load_rgb(pair.input, flatten_alpha=True), load_rgb(pair.target, flatten_alpha=True)
+    lq, gt = (decode_image(data, str(path), flatten_alpha=True).rgb
+              for data, path in zip(sources, (pair.input, pair.target)))
     if lq.shape != gt.shape:
         raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
     key = lmdb_key(pair.pair_id)
+    if layout == "whole":
+        lq_bytes, gt_bytes = (stored_bytes(data, rgb, cfg.png_compression) for data, rgb in zip(sources, (lq, gt)))
+        return [(key, lq_bytes, gt_bytes, lq.shape)]
     if layout == "whole_small":
         lq, gt = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
-    if layout != "subimages":
         return [(key, encode_png(lq, cfg.png_compression), encode_png(gt, cfg.png_compression), lq.shape)]
     h, w, _ = lq.shape
     records = []

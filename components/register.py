@@ -3,7 +3,9 @@
 The version carries lineage tags (data version from data.dvc, git commit, dvc.lock hash,
 metrics, gate result) and the alias ``challenger``. If the registry has no ``champion`` yet,
 the first model gets that alias too, so a fresh install can serve at once; after that,
-people promote by moving ``champion`` (MLflow UI or ``brighthouse promote``).
+people promote by moving ``champion`` (MLflow UI or ``brighthouse promote``). Writes
+``registered.json`` (version, aliases, run) and ``model.json`` (what was registered), which
+alone DVC tracks, so that the same weights registered on another clone leave dvc.lock as it was.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import yaml
 from components.config import InferenceSpec, RegisterConfig
 from components.stage import StageFailed, run_stage, write_json
 from components.tensorrt_engine import build_engine, unavailable_reason
-from components.tracking import training_run, use_tracking
+from components.tracking import file_md5, training_run, use_tracking
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -161,6 +163,10 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     result = {"model_name": cfg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
               "tensorrt": engine}
     write_json(paths.out / "registered.json", result)
+    # what DVC tracks: the same on every machine that registers these weights (versions, run ids
+    # and aliases are this registry's facts, in registered.json and MLflow)
+    write_json(paths.out / "model.json", {"model_name": cfg.model_name,
+                                          "onnx_md5": file_md5(paths.export / "model.onnx")})
     log.info("registered %s version %s as %s", cfg.model_name, version, ", ".join(aliases))
     return result
 

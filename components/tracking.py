@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 STATE_DIR_ENV = "BRIGHTHOUSE_HOME"
+MODEL_MD5_TAG = "model_md5"  # on a training run: the md5 of the model.pth it wrote
 
 
 def state_dir() -> Path:
@@ -47,10 +48,22 @@ def get_or_create_experiment(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def file_md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def training_run(train_dir: Path) -> str:
-    """The MLflow run the train stage logged to (``run.json``). Checked first, because DVC can
-    restore training outputs from its cache that were logged to another store (a wiped
-    ``.brighthouse/``, a new clone): stages would otherwise fail late with "Run not found"."""
+    """The MLflow run that trained ``train_dir/model.pth``, named in ``run.json``. DVC tracks the
+    weights, not run.json, so both are checked: the run must be in this store and must have
+    logged these very weights. Otherwise (weights restored from DVC's cache after training
+    elsewhere, a wiped ``.brighthouse/``, a new clone) stages would fail late with "Run not
+    found", or log one model's results to another's run."""
     import json
 
     from mlflow import MlflowClient
@@ -58,12 +71,18 @@ def training_run(train_dir: Path) -> str:
 
     from components.stage import StageFailed
 
-    run_id = json.loads((train_dir / "run.json").read_text())["run_id"]
+    retrain = "retrain here with `dvc repro -f train`, or set MLFLOW_TRACKING_URI to the store it was trained in"
+    record = train_dir / "run.json"
+    if not record.is_file():
+        raise StageFailed(f"{train_dir / 'model.pth'} has no record of its MLflow run ({record} is missing): {retrain}")
+    run_id = json.loads(record.read_text())["run_id"]
     try:
-        MlflowClient().get_run(run_id)
+        run = MlflowClient().get_run(run_id)
     except MlflowException as exc:
-        raise StageFailed(
-            f"training run {run_id} (named in {train_dir / 'run.json'}) is not in the MLflow store "
-            f"{tracking_uri()}: those training outputs were logged to another store (restored from DVC's "
-            "cache?). Set MLFLOW_TRACKING_URI to that store, or retrain here with `dvc repro -f train`") from exc
+        raise StageFailed(f"training run {run_id} (named in {record}) is not in the MLflow store "
+                          f"{tracking_uri()}: {retrain}") from exc
+    logged = run.data.tags.get(MODEL_MD5_TAG)
+    if logged != file_md5(train_dir / "model.pth"):
+        raise StageFailed(f"{train_dir / 'model.pth'} is not the model training run {run_id} logged "
+                          f"(md5 {logged}; restored from DVC's cache?): {retrain}")
     return run_id

@@ -1,7 +1,10 @@
 """Stage ``train``: NAFNet through BasicSR on the LMDBs, logged to an MLflow run.
 
 Writes ``model.pth`` (weights + architecture), the resolved BasicSR options beside it, and
-``run.json`` with the MLflow run id that evaluate and register add to. dvc.yaml launches it
+``run.json`` with the MLflow run id that evaluate and register add to. On one machine the weights
+are byte-identical run to run, so DVC tracks those two files only: the run id and timings are
+facts of this MLflow store, not of the model (run.json names the model's md5 to be checked
+against; components/tracking.py). dvc.yaml launches it
 with torchrun (``train.nproc_per_node`` processes, DDP); every ``train.checkpoint_every``
 iterations a resumable state goes to ``$BRIGHTHOUSE_HOME/train-states/``, keyed by options
 and data, so a re-run after a crash (or an Airflow retry) continues where it stopped.
@@ -19,7 +22,7 @@ from components.model_io import save_checkpoint
 from components.lmdb import lmdb_shapes
 from components.distributed import Ranks, init_distributed, shutdown
 from components.stage import StageFailed, run_stage, write_json
-from components.tracking import get_or_create_experiment, state_dir, use_tracking
+from components.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment, state_dir, use_tracking
 from components.train_monitor import progress_line, validation_hook
 from components.train_state import fingerprint, load_state, save_atomic
 
@@ -111,6 +114,7 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
         mlflow.log_metric("train/seconds", seconds)
         save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size,
                         {"mode": cfg.mode, "working_size": cfg.working_size})
+        mlflow.set_tag(MODEL_MD5_TAG, file_md5(paths.out / "model.pth"))
         mlflow.log_artifact(str(paths.out / "basicsr_options.yml"), artifact_path="config")
         mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
     state_path.unlink(missing_ok=True)  # finished: nothing left to resume

@@ -127,14 +127,15 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     import json
 
     import mlflow
-
+    from components.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
     from components.tracking import get_or_create_experiment
 
-    with mlflow.start_run(experiment_id=get_or_create_experiment("brighthouse")) as run:
-        pass
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
+    (dirs["train"] / "model.pth").write_bytes(f"weights {scale} {offset}".encode())
+    with mlflow.start_run(experiment_id=get_or_create_experiment("brighthouse")) as run:
+        mlflow.set_tag(MODEL_MD5_TAG, file_md5(dirs["train"] / "model.pth"))
     (dirs["train"] / "run.json").write_text(json.dumps({"run_id": run.info.run_id}))
     metrics = {"psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "gate_passed": gate_passed,
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],

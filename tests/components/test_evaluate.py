@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ from components.config import GateConfig
 from components.evaluate import EvaluatePaths, apply_gate, evaluate_model, fit_baseline, run_evaluate
 from components.lmdb import run_lmdb
 from components.metrics import ciede2000
+from components.stage import StageFailed
 from tests.conftest import fake_stage_outputs, lmdb_paths, make_affine_onnx
 
 
@@ -100,3 +102,24 @@ def test_stage_scores_the_exported_onnx_and_refuses_a_regression(pair_folder, pa
     assert metrics["lpips"].startswith("unavailable") or isinstance(metrics["lpips"], float)
     page = (out / "report.html").read_text()
     assert "worse than champion" in page and page.count("data:image/jpeg;base64,") == 3 * 2  # 2 val images
+
+
+def test_what_dvc_tracks_is_byte_identical_on_a_second_evaluation_and_timings_go_apart(
+        pair_folder, params, tmp_path, mlflow_store):
+    """metrics.json and per_image.json are DVC outputs recorded in dvc.lock: the same model on the
+    same data must give the same bytes, or every clone's `make demo` changes a tracked file.
+    Seconds per megapixel are measured anew each time, so they live in timing.json and the report."""
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    model = fake_stage_outputs(tmp_path / "m", 1 / 0.6, 0.0)
+    cfg = params.evaluate.model_copy(update={"compare_pooling": False})
+    tracked = {}
+    for attempt in ("a", "b"):
+        out = tmp_path / attempt
+        with contextlib.suppress(StageFailed):  # the verdict is not the point: outputs are written either way
+            run_evaluate(cfg, EvaluatePaths(tmp_path / "lmdb", model["train"], model["export"], out))
+        tracked[attempt] = [(out / name).read_bytes() for name in ("metrics.json", "per_image.json")]
+        timing = json.loads((out / "timing.json").read_text())
+        assert timing["seconds_per_mp"] > 0 and len(timing["per_image"]) == 2
+        assert "seconds_per_mp" in (out / "report.html").read_text()
+    assert tracked["a"] == tracked["b"]
+    assert b"seconds" not in b"".join(tracked["a"])

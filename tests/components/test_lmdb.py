@@ -169,3 +169,25 @@ def test_the_same_pairs_and_params_give_byte_identical_lmdbs(pair_folder, tmp_pa
     assert first == digest(tmp_path / "b")  # so DVC sees an unchanged output and nothing downstream re-runs
     assert not any(name.endswith("lock.mdb") for name in first)
     assert len(read_lmdb(tmp_path / "a" / "val" / "gt.lmdb")) >= 1  # and it still reads without its lock file
+
+
+def test_whole_photos_keep_their_own_bytes_unless_opencv_would_decode_them_differently(tmp_path, params):
+    """A val JPEG goes in as itself (no PNG several times its size); a photo whose pixels OpenCV
+    would not reproduce (here: alpha, flattened onto white by validation's rules) goes in as PNG
+    of the accepted pixels. Either way, readers get exactly what validation accepted."""
+    from PIL import Image
+
+    from components.imageio import load_rgb
+    from components.lmdb import pair_records
+
+    rng = np.random.default_rng(0)
+    photo = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "a_src.jpg", quality=90)
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a_tar.png")
+    (key, lq, gt, shape), = pair_records(Pair("a", tmp_path / "a_src.jpg", tmp_path / "a_tar.png"),
+                                         params.lmdb, "whole")
+    assert lq == (tmp_path / "a_src.jpg").read_bytes() and shape == (120, 160, 3)
+    assert gt[:8] == b"\x89PNG\r\n\x1a\n"
+    decoded = __import__("cv2").imdecode(np.frombuffer(gt, np.uint8), 1)[..., ::-1]
+    np.testing.assert_array_equal(decoded, load_rgb(tmp_path / "a_tar.png", flatten_alpha=True))

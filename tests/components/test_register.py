@@ -189,3 +189,15 @@ def test_training_outputs_from_another_store_fail_early_and_say_what_to_do(param
     with pytest.raises(StageFailed, match=r"not in the MLflow store .*dvc repro -f train"):
         run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
     assert MlflowClient().search_registered_models() == []
+
+
+def test_weights_that_are_not_the_ones_the_run_logged_fail_early(params, tmp_path, mlflow_store):
+    """DVC tracks model.pth, not run.json: a checkout can put other weights beside a run record."""
+    dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
+    (dirs["train"] / "model.pth").write_bytes(b"weights from another training")
+    with pytest.raises(StageFailed, match=r"is not the model training run .* logged .*dvc repro -f train"):
+        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    (dirs["train"] / "run.json").unlink()
+    with pytest.raises(StageFailed, match=r"no record of its MLflow run"):
+        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    assert MlflowClient().search_registered_models() == []

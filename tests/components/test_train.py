@@ -40,6 +40,22 @@ def test_trains_through_basicsr_and_logs_to_mlflow(pair_folder, params, tmp_path
     assert any(b.beta.abs().sum() > 0 for enc in model.encoders for b in enc)
 
 
+def test_the_same_data_and_params_train_byte_identical_weights(pair_folder, params, tmp_path, mlflow_store):
+    """DVC records model.pth's md5 in dvc.lock: a fresh clone's `make demo` on this machine must
+    reproduce it, or it rewrites a tracked file. The run id differs and stays out of DVC."""
+    from components.tracking import file_md5, training_run
+
+    params = tiny(params)
+    run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    runs = [run_train(params.train, TrainPaths(tmp_path / "lmdb", tmp_path / name)) for name in ("a", "b")]
+    assert file_md5(tmp_path / "a" / "model.pth") == file_md5(tmp_path / "b" / "model.pth")
+    options = [(tmp_path / name / "basicsr_options.yml").read_text().replace(str(tmp_path / name), "OUT")
+               for name in ("a", "b")]
+    assert options[0] == options[1]  # dvc.yaml passes relative paths, so there the files are identical
+    assert runs[0]["run_id"] != runs[1]["run_id"]
+    assert [training_run(tmp_path / name) for name in ("a", "b")] == [r["run_id"] for r in runs]
+
+
 def test_patch_larger_than_training_images_fails_before_training(pair_folder, params, tmp_path, mlflow_store):
     import pytest
 
