@@ -19,7 +19,18 @@ from PIL import Image
 # files (failure patches) in a temporary folder rather than the checkout.
 settings.register_profile("brighthouse", database=None, derandomize=True)
 settings.load_profile("brighthouse")
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="brighthouse-hypothesis-"))
+
+
+SESSION_TMP: dict[str, Path] = {}  # set once per test session, removed at its end
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One temporary folder for what tests do not place themselves: Hypothesis' files and the
+    temp files of the tools tests start (torchrun's, DVC's), so nothing is left in /tmp."""
+    root = Path(tempfile.mkdtemp(prefix="brighthouse-tests-"))
+    SESSION_TMP["root"] = root
+    set_hypothesis_home_dir(str(root / "hypothesis"))
+    config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,6 +42,9 @@ def tool_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MLFLOW_", "AIRFLOW", "BRIGHTHOUSE_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if "root" in SESSION_TMP:
+        (SESSION_TMP["root"] / "tools").mkdir(exist_ok=True)
+        env["TMPDIR"] = str(SESSION_TMP["root"] / "tools")
     env.update(extra)
     return env
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_or_skip
+from tests.conftest import shared_or_skip, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 GB = 2**30
@@ -25,7 +25,7 @@ def test_full_resolution_pairs_go_through_every_stage_in_bounded_memory_and_disk
     out = tmp_path / "scale.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "scale.py"), "--pairs", "5", "--iterations", "2",
                            "--keep", str(tmp_path / "work"), "--json", str(out)],
-                          capture_output=True, text=True, timeout=1800)
+                          env=tool_env(), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     stages = {r["stage"]: r for r in result["rows"][1:]}
