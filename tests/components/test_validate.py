@@ -168,3 +168,17 @@ def test_real_photos_rotated_by_exif_at_full_resolution(tmp_path, params):
     assert report["accepted"] == ["phone"] and report["pairs"] == 2
     [failure] = report["failures"]
     assert failure["pair_id"] == "sideways" and failure["reasons"] == [CHECKS["orientation_ok"]]
+
+
+def test_the_report_dvc_tracks_is_byte_identical_on_the_same_data(pair_folder, tmp_path, params):
+    """report.json is the validate stage's DVC output: the same pairs (one bad) must give the
+    same bytes whatever the worker count, or lmdb and everything after it would re-run."""
+    from components.validate import ValidatePaths, run_validate
+
+    (pair_folder / "p05_tar.png").write_bytes(b"")
+    reports = []
+    for name, workers in (("a", 1), ("b", 2)):
+        cfg = params.validate_.model_copy(update={"workers": workers})
+        run_validate(cfg, ValidatePaths(pair_folder, tmp_path / name / "report.json"))
+        reports.append((tmp_path / name / "report.json").read_bytes())
+    assert reports[0] == reports[1] and b"p05" in reports[0]
