@@ -10,6 +10,8 @@ stride, and fails the stage if any output differs from PyTorch by more than ``ex
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from components.config import ExportConfig
 from components.lmdb import iter_lmdb
 from components.model_io import checkpoint_view, load_model, torch_runner, tlc_window
 from components.stage import StageFailed, run_stage, write_json
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,24 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
         opset_version=opset, dynamo=True, external_data=False,
         dynamic_shapes=({0: batch, 2: height, 3: width},),
     )
+    portable_stack_traces(tmp)
     tmp.replace(path)
+
+
+def portable_stack_traces(path: Path) -> None:
+    """The exporter records each node's Python stack with absolute file paths, so the same
+    weights exported in another clone gave other bytes and a changed dvc.lock. Paths are made
+    relative to the Python environment and to the project."""
+    import onnx
+
+    model = onnx.load(str(path))
+    prefixes = ((str(Path(sys.prefix)) + os.sep, "<python>" + os.sep), (str(PROJECT) + os.sep, ""))
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.stack_trace":
+                for old, new in prefixes:
+                    prop.value = prop.value.replace(old, new)
+    onnx.save(model, str(path))
 
 
 def ort_session(path: Path, providers: list[str] | None = None):

@@ -89,3 +89,18 @@ def test_untrained_curves_model_is_exactly_its_curves():
         out = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()[0].transpose(1, 2, 0)
     expected = apply_tone_curves(x[0].transpose(1, 2, 0), np.array(s_curves(), np.float32))
     assert np.abs(out - expected).max() < 1e-5
+
+
+def test_the_onnx_names_no_absolute_path_so_every_clone_exports_the_same_bytes(exported):
+    """dvc.lock records the ONNX's md5: absolute paths in the exporter's per-node stack traces
+    (this clone's folder, its virtualenv) made a fresh clone's `make demo` change it."""
+    import sys
+
+    import onnx
+
+    from components.export import PROJECT
+
+    model = onnx.load(str(exported[1]))
+    traces = [p.value for n in model.graph.node for p in n.metadata_props if p.key == "pkg.torch.onnx.stack_trace"]
+    assert traces and any("components/nafnet_arch.py" in t for t in traces)  # still says where each node came from
+    assert not any(str(PROJECT) in t or sys.prefix in t for t in traces)
