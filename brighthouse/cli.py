@@ -149,6 +149,35 @@ def promote(version: str, params: Path = PARAMS) -> None:
 
 
 @app.command()
+def review(version: str, against: str | None = typer.Option(None, help="the version to compare with (default: champion)"),
+           lmdb: Path = typer.Option(Path("artifacts/lmdb"), help="the LMDB whose val split is compared"),
+           out: Path | None = typer.Option(None, help="the page to write (default: review-vVERSION-vs-vAGAINST.html)"),
+           params: Path = PARAMS) -> None:
+    """Write the challenger-vs-champion review page for VERSION against another version."""
+    from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version
+    from components.register import CHAMPION
+    from components.registry import version_info
+    from components.review import compare_versions
+    from components.review_page import write_review_page
+
+    cfg = load_params(params)
+    name = cfg.serve.model_name
+    try:
+        against = against or alias_version(name, CHAMPION)
+        if str(against) == str(version):
+            raise ValueError(f"version {version} would be compared with itself: pass --against")
+        if not (lmdb / "val" / "lq.lmdb").is_dir():
+            raise ValueError(f"{lmdb}: no val split here (run `dvc repro lmdb`, or pass --lmdb)")
+        data = compare_versions(name, version, against, lmdb, cfg.evaluate.review)
+        page = write_review_page(data, version_info(name, version), version_info(name, against), name,
+                                 out or Path(f"review-v{version}-vs-v{against}.html"))
+    except (ValueError, NoModelError, ModelUnusable, RegistryUnavailable) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"wrote {page}")
+
+
+@app.command()
 def models(params: Path = PARAMS) -> None:
     """List registered versions with their aliases and validation metrics."""
     from mlflow.exceptions import MlflowException

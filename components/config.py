@@ -129,11 +129,19 @@ class GateConfig(_Section):
     max_fp16_loss_db: float = Field(0.05, ge=0)  # the FP16 variant ships only if it loses less
 
 
+class ReviewConfig(_Section):
+    """The challenger-vs-champion review page (``components/review.py``)."""
+    photos: int = Field(12, ge=0)          # val photos shown in full, those the new model changed most
+    preview_side: int = Field(1024, ge=64)  # px, long side of the page's images
+    crop_side: int = Field(512, ge=32)      # px, full-resolution crop where the two versions differ most
+
+
 class EvaluateConfig(_Section):
     model_name: str = "brighthouse"  # whose champion a new model must not regress against
     tiling: TilingConfig = TilingConfig()        # tiled models
     transfer: TransferConfig = TransferConfig()  # global_view models
     compare_pooling: bool = True     # also score the other pooling (TLC vs global) to measure TLC
+    review: ReviewConfig = ReviewConfig()
     gate: GateConfig = GateConfig()
 
 

@@ -7,6 +7,7 @@ the training pairs (``components/baseline.py``) and for the current ``champion``
 streaming pass over the split (``components/scoring.py``): memory does not grow with it. The gate
 (params.yaml) wants floors met, both baselines beaten and no regression against the champion.
 metrics.json and report.html are written either way; then a failing model stops the pipeline.
+With a champion, the same pass also gathers the challenger-vs-champion review (``review.json``).
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from components.baseline import fit_tone_curves
 from components.config import EvaluateConfig, GateConfig, InferenceSpec
 from components.inference import spec_from_metadata
 from components.lmdb import iter_lmdb
-from components.scoring import Runner, score_split, summarize, val_pairs
+from components.review import REVIEW_DATA, ReviewCollector
+from components.scoring import PairObserver, Runner, score_split, summarize, val_pairs
 from components.stage import StageFailed, run_stage, write_json
 from components.tiling import BatchFn
+from components.tracking import file_md5
 
 log = logging.getLogger(__name__)
 TIMINGS = ("seconds_per_mp",)  # measured, so different on every run
@@ -71,12 +74,12 @@ def served_spec(cfg: EvaluateConfig, view: dict) -> InferenceSpec:
 
 def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, curves=None, lpips_fn=None,
                    extra: dict | None = None, spec: InferenceSpec | None = None,
-                   others: tuple[Runner, ...] = ()) -> dict:
+                   others: tuple[Runner, ...] = (), on_pair: PairObserver | None = None) -> dict:
     """Score ``run_batch`` on the val split and gate it, in one streaming pass that also scores
     ``others`` (champion, other pooling, FP16) on each pair; ``extra`` adds their labels."""
     spec = spec or served_spec(cfg, {"mode": "tiled"})
     rows, worst = score_split(val_pairs(lmdb_dir), Runner("served", run_batch, spec), others, curves, lpips_fn,
-                              keep_worst=WORST)
+                              keep_worst=WORST, on_pair=on_pair)
     summary = {**summarize(rows), **(extra or {})}
     reasons = apply_gate(summary, cfg.gate)
     return {**summary, "images": len(rows), "gate_passed": not reasons, "gate_reasons": reasons,
@@ -94,8 +97,8 @@ def champion_runner(model_name: str) -> tuple[Runner | None, dict]:
     except NoModelError:
         return None, {}
     spec = spec_from_metadata(ref.metadata)
-    return Runner("champion", ort_runner(ref.onnx_path), spec), {"champion_version": ref.version,
-                                                                  "champion_mode": spec.mode}
+    return Runner("champion", ort_runner(ref.onnx_path), spec, keep_output=True), {"champion_version": ref.version,
+                                                                                   "champion_mode": spec.mode}
 
 
 def variant_runners(cfg: EvaluateConfig, paths: EvaluatePaths, spec: InferenceSpec) -> tuple[list[Runner], dict]:
@@ -156,6 +159,17 @@ def write_outputs(result: dict, out: Path) -> None:
                                      "per_image": {r["image"]: {k: r[k] for k in TIMINGS} for r in result["per_image"]}})
 
 
+def write_review_data(review: ReviewCollector | None, champion_version: str | None, paths: EvaluatePaths) -> None:
+    """What register turns into the challenger-vs-champion page (not tracked by DVC: previews
+    of another model's outputs); removed when there is no champion to compare with."""
+    target = paths.out / REVIEW_DATA
+    if review is None:
+        target.unlink(missing_ok=True)
+        return
+    write_json(target, {"champion_version": champion_version, "challenger_onnx_md5":
+                        file_md5(paths.export / "model.onnx"), **review.result()})
+
+
 def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     from components.eval_report import write_report
     from components.export import ort_runner
@@ -169,14 +183,17 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     spec = served_spec(cfg, export.get("view", {"mode": "tiled"}))
     champion, extra = champion_runner(cfg.model_name)
     variants, info = variant_runners(cfg, paths, spec)
+    review = ReviewCollector(cfg.review) if champion else None
     result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, fit_baseline(paths.lmdb),
-                            lpips_fn, {**extra, **info}, spec, tuple(([champion] if champion else []) + variants))
+                            lpips_fn, {**extra, **info}, spec, tuple(([champion] if champion else []) + variants),
+                            on_pair=review)
     if lpips_fn is None:
         result["lpips"] = lpips_note
     result.update(variant_results(result, cfg))
     worst = result.pop("worst")
     report = write_report(result, worst, paths.out / "report.html")
     write_outputs(result, paths.out)
+    write_review_data(review, extra.get("champion_version"), paths)
     _log_to_run(run_id, result, report)
     if not result["gate_passed"]:
         raise StageFailed("the model failed the gate: " + "; ".join(result["gate_reasons"]))

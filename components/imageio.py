@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from components.colour import register_heif, to_srgb
+
 DEFAULT_MAX_PIXELS = 60_000_000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ORIENTATION_TAG = 0x0112
@@ -27,13 +29,14 @@ class ImageTooLargeError(ImageError):
 
 @dataclass
 class Decoded:
-    """An upright 8-bit RGB image and what it took to get there."""
+    """An upright 8-bit sRGB image and what it took to get there."""
 
     rgb: np.ndarray
     orientation: int = 1            # EXIF orientation tag as stored in the file (1 = upright)
     notes: list[str] = field(default_factory=list)  # conversions applied, in plain words
-    icc: bytes | None = None        # the colour profile, to embed in what is written back
+    icc: bytes | None = None        # the pixels' colour profile (sRGB), to embed in what is written back
     exif: bytes | None = None       # the EXIF block with orientation reset (pixels are upright)
+    colour: str | None = None       # how the pixels were brought into sRGB, when they were not in it
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -75,11 +78,23 @@ def _to_rgb(img: Image.Image, name: str, flatten_alpha: bool) -> Image.Image:
     raise ImageError(f"{name}: unsupported image mode {img.mode}")
 
 
+def _to_working_rgb(img: Image.Image, icc: bytes | None, name: str,
+                    flatten_alpha: bool) -> tuple[Image.Image, bytes | None, str | None]:
+    """8-bit RGB in sRGB, through the embedded profile where there is one (a CMYK profile
+    converts CMYK pixels directly)."""
+    if img.mode != "CMYK":
+        img = _to_rgb(img, name, flatten_alpha)
+    converted, icc, note = to_srgb(img, icc)
+    return (converted if converted.mode == "RGB" else _to_rgb(converted, name, flatten_alpha)), icc, note
+
+
 def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                  flatten_alpha: bool = False, upright: bool = True) -> Decoded:
-    """Decode bytes to HxWx3 uint8 RGB, EXIF orientation applied unless ``upright`` is False."""
+    """Decode bytes (JPEG, PNG, WebP, TIFF, BMP, HEIC/HEIF) to HxWx3 uint8 sRGB, converted
+    from the embedded ICC profile, EXIF orientation applied unless ``upright`` is False."""
     if not data:
         raise ImageError(f"{name}: empty file")
+    register_heif()
     try:
         img = Image.open(io.BytesIO(data))
         # The header is read lazily: refuse decompression bombs before decoding pixels.
@@ -97,8 +112,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
         if upright:
             img = ImageOps.exif_transpose(img)
             exif[ORIENTATION_TAG] = 1
-        rgb = np.asarray(_to_rgb(img, name, flatten_alpha))
-        return Decoded(rgb, orientation, notes, icc, exif.tobytes() if len(exif) else None)
+        img, icc, colour = _to_working_rgb(img, icc, name, flatten_alpha)
+        return Decoded(np.asarray(img), orientation, notes, icc, exif.tobytes() if len(exif) else None, colour)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own, far higher, limit tripped first

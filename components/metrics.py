@@ -46,8 +46,8 @@ def ssim(pred: np.ndarray, target: np.ndarray) -> float:
     return total / count
 
 
-def ciede2000(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """Per-pixel CIEDE2000 colour difference (sRGB -> CIELAB, D65): (mean, 95th percentile).
+def ciede2000_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-pixel CIEDE2000 colour difference (sRGB -> CIELAB, D65), float32 HxW.
 
     About 1 is a just-noticeable difference; a wall drifting from white to cream is ~3-5."""
     from skimage.color import deltaE_ciede2000, rgb2lab
@@ -55,4 +55,10 @@ def ciede2000(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     de = np.empty(pred.shape[:2], np.float32)
     for a, b in _strips(pred.shape[0]):
         de[a:b] = deltaE_ciede2000(rgb2lab(np.clip(pred[a:b], 0, 1)), rgb2lab(np.clip(target[a:b], 0, 1)))
+    return de
+
+
+def ciede2000(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """CIEDE2000 colour difference over the image: (mean, 95th percentile)."""
+    de = ciede2000_map(pred, target)
     return float(de.mean(dtype=np.float64)), float(np.percentile(de, 95))

@@ -92,6 +92,7 @@ def measure_pair(pair: Pair, cfg: ValidateConfig) -> tuple[dict, int | None]:
     row["modes_ok"] = cfg.modes == "convert" or not row["notes"]
     if not row["modes_ok"]:
         row["detail"] += row["notes"]
+    row["notes"] += [f"{role}: {img.colour}" for role, img in images.items() if img.colour]  # not a format issue
     _check_orientation(pair, images, row, cfg)
     if row["orientation_ok"] is False or not _check_geometry(images, row, cfg):
         return row, None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from components.confine import outside, unsafe_id
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif"}
 FOLDER_LAYOUTS = (("input", "target"), ("lq", "gt"))
 SRC, TAR = "_src", "_tar"
 MANIFEST = "train.jsonl"

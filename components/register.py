@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from components.config import InferenceSpec, RegisterConfig
+from components.review import REVIEW_DATA
 from components.stage import StageFailed, run_stage, write_json
 from components.tensorrt_engine import build_engine, unavailable_reason
 from components.tracking import file_md5, training_run, use_tracking
@@ -138,6 +140,48 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
     return version, engine
 
 
+def logged_model_id(mv) -> str:
+    """The logged model behind a version (some stores leave ``model_id`` empty; ``source`` names it)."""
+    return mv.model_id or mv.source.removeprefix("models:/")
+
+
+def review_link(experiment_id: str, run_id: str, artifact: str) -> str:
+    """The MLflow UI's view of a run artifact (HTML is shown inline), relative to the UI itself."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{artifact}"
+
+
+def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | None:
+    """With the champion evaluate compared against: the review page, attached to the version
+    (its artifacts, and its run's, where the UI opens it in one click from the version's
+    description) and copied to ``<out>/review.html``; the artifact path, or None."""
+    from mlflow import MlflowClient
+
+    from components.registry import version_info
+    from components.review_page import write_review_page
+
+    source = paths.evaluate / REVIEW_DATA
+    data = json.loads(source.read_text()) if source.is_file() else None
+    if data is None or data["champion_version"] == version:
+        return None
+    if data["challenger_onnx_md5"] != file_md5(paths.export / "model.onnx"):
+        log.warning("%s was written for another model; no review page", source)
+        return None
+    champion, client = data["champion_version"], MlflowClient()
+    mv = client.get_model_version(model_name, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        page = write_review_page(data, version_info(model_name, version), version_info(model_name, champion),
+                                 model_name, Path(tmp) / f"review-v{version}-vs-v{champion}.html")
+        client.log_model_artifact(logged_model_id(mv), str(page), "review")
+        client.log_artifact(mv.run_id, str(page), "review")
+        shutil.copyfile(page, paths.out / "review.html")
+    artifact = f"review/{page.name}"
+    link = review_link(client.get_run(mv.run_id).info.experiment_id, mv.run_id, artifact)
+    client.update_model_version(model_name, version, description=(
+        f"[Review: version {version} beside champion version {champion}]({link}) on {len(data['rows'])} "
+        f"val photos, before/after at full resolution; the same page is in this version's artifacts ({artifact})."))
+    return artifact
+
+
 def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     from mlflow import MlflowClient
 
@@ -160,8 +204,9 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
         aliases.append(CHAMPION)
     for alias in aliases:
         client.set_registered_model_alias(cfg.model_name, alias, version)
+    review = attach_review(cfg.model_name, version, paths)
     result = {"model_name": cfg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
-              "tensorrt": engine}
+              "tensorrt": engine, "review": review}
     write_json(paths.out / "registered.json", result)
     # what DVC tracks: the same on every machine that registers these weights (versions, run ids
     # and aliases are this registry's facts, in registered.json and MLflow)

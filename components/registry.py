@@ -76,3 +76,31 @@ def challenger_summary(model_name: str, version: str) -> dict:
         client.set_model_version_tag(model_name, version, f"summary_{key}", str(value))
         client.set_tag(run.info.run_id, f"summary_{key}", str(value))
     return summary
+
+
+def _flatten(tree, prefix: str = "") -> dict[str, object]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def version_info(model_name: str, version: str) -> dict:
+    """What the review page shows of a version: lineage tags, when it was made, its mode and
+    its params.yaml (flattened ``section.key`` -> value), from its registered artifacts."""
+    import datetime
+
+    import yaml
+    from mlflow import MlflowClient
+
+    from components.model_store import fetch
+
+    ref = fetch(model_name, "", version)
+    mv = MlflowClient().get_model_version(model_name, version)
+    params_file = ref.onnx_path.parent / "config" / "params.yaml"
+    params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+    created = datetime.datetime.fromtimestamp(mv.creation_timestamp / 1000, datetime.UTC)
+    return {"version": str(version), "created": created.strftime("%Y-%m-%d %H:%M UTC"), "tags": dict(mv.tags),
+            "mode": (ref.metadata.get("inference") or {}).get("mode", "tiled"), "params": _flatten(params or {})}

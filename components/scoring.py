@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,11 @@ class Runner:
     name: str
     run_batch: BatchFn
     spec: InferenceSpec
+    keep_output: bool = False  # hand its output to ``on_pair`` (the review compares it with the served one)
+
+
+# (key, input, target, the served row, {runner name: (output, seconds)}) for each pair, as scored
+PairObserver = Callable[[str, np.ndarray, np.ndarray, dict, dict[str, tuple[np.ndarray, float]]], None]
 
 
 def val_pairs(lmdb_dir: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -63,20 +68,35 @@ def _preview(image: np.ndarray) -> np.ndarray:
     return working_copy(image, PREVIEW_SIDE)  # area-averaged, still float in [0, 1]
 
 
+def _timed(runner: Runner, lq: np.ndarray) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = enhance(lq, runner.run_batch, runner.spec)
+    return out, time.perf_counter() - start
+
+
 def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Runner, others: Iterable[Runner] = (),
-                curves=None, lpips_fn=None, keep_worst: int = 0) -> tuple[list[dict], list]:
+                curves=None, lpips_fn=None, keep_worst: int = 0,
+                on_pair: PairObserver | None = None) -> tuple[list[dict], list]:
     """One row per pair: the served runner's full scores and seconds per megapixel, plus
     ``<name>_psnr`` for each other runner; and previews (key, input, output, target) of the
-    ``keep_worst`` lowest-PSNR pairs."""
+    ``keep_worst`` lowest-PSNR pairs. ``on_pair`` sees each pair with the served output and
+    those of runners that ``keep_output``."""
     others = list(others)
     rows, worst = [], []
     for key, lq, gt in pairs:
-        start = time.perf_counter()
-        out = enhance(lq, served.run_batch, served.spec)
-        seconds_per_mp = (time.perf_counter() - start) / (out.shape[0] * out.shape[1] / 1e6)
-        row = {"image": key, **score_image(out, gt, lq, curves, lpips_fn), "seconds_per_mp": seconds_per_mp}
+        out, seconds = _timed(served, lq)
+        outputs = {served.name: (out, seconds)}
+        row = {"image": key, **score_image(out, gt, lq, curves, lpips_fn),
+               "seconds_per_mp": seconds / (out.shape[0] * out.shape[1] / 1e6)}
         for runner in others:
-            row[f"{runner.name}_psnr"] = psnr(enhance(lq, runner.run_batch, runner.spec), gt)
+            other, other_seconds = _timed(runner, lq)
+            row[f"{runner.name}_psnr"] = psnr(other, gt)
+            if runner.keep_output:
+                outputs[runner.name] = (other, other_seconds)
+            del other
+        if on_pair is not None:
+            on_pair(key, lq, gt, row, outputs)
+        del outputs
         rows.append(row)
         log.info("%s: %.2f dB (identity %.2f dB)", key, row["psnr"], row["identity_psnr"])
         if keep_worst and (len(worst) < keep_worst or row["psnr"] < worst[-1][0]):

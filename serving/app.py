@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +27,10 @@ from serving.metrics import ServingMetrics
 from serving.uploads import ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload
 
 log = logging.getLogger(__name__)
+TRY_PAGE = Path(__file__).parent / "static" / "try.html"
+# The try-it page may talk to this server only: nothing is fetched from anywhere else.
+PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob: data:; "
+            "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 
 class ModelHolder:
@@ -131,11 +136,13 @@ def create_app(cfg: ServeConfig) -> FastAPI:
                   lifespan=_lifespan(holder))
     app.state.holder = holder
     _add_status_routes(app, holder, metrics)
+    _add_try_page(app, cfg)
 
     @app.post("/v1/enhance", responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
     async def enhance(request: Request, format: str | None = None) -> Response:
-        """Enhance a JPEG/PNG/WebP (raw body or multipart field ``file``); JPEG in -> JPEG out
-        unless ``?format=png|jpeg``. EXIF (orientation applied) and ICC profile are kept."""
+        """Enhance a JPEG/PNG/WebP/HEIC (raw body or multipart field ``file``); JPEG or HEIC in ->
+        JPEG out unless ``?format=png|jpeg``. Pixels come back upright in sRGB (converted from
+        the photo's ICC profile) with the photo's EXIF."""
         start, status = time.perf_counter(), "error"
         try:
             received = await receive_upload(request, cfg, budget)  # holds no enhance slot
@@ -156,6 +163,26 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             metrics.latency.labels(status).observe(time.perf_counter() - start)
 
     return app
+
+
+def try_page(cfg: ServeConfig) -> str:
+    """The try-it page with this server's upload limits written in."""
+    values = {"max_upload_mb": f"{cfg.max_upload_mb:g}", "max_megapixels": f"{cfg.max_megapixels:g}",
+              "max_upload_bytes": str(int(cfg.max_upload_mb * 1024 * 1024))}
+    page = TRY_PAGE.read_text(encoding="utf-8")
+    for key, value in values.items():
+        page = page.replace("{{" + key + "}}", value)
+    return page
+
+
+def _add_try_page(app: FastAPI, cfg: ServeConfig) -> None:
+    page = try_page(cfg)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Response:
+        """Choose or drop a photo, see it before and after, download the result."""
+        return Response(page, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"})
 
 
 def _engine_or_503(holder: ModelHolder) -> Engine:

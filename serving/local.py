@@ -1,8 +1,9 @@
 """``brighthouse enhance``: the serving engine applied to files on disk.
 
 Output names: a JPEG or PNG keeps its own file name (``room.JPEG`` and ``room.jpg`` stay
-apart), any other format is written as PNG with ``.png`` added (``room.webp.png``), so two
-inputs never share an output. The output folder may not be the input folder or inside it.
+apart), a HEIC/HEIF photo is written as JPEG with ``.jpg`` added (``room.heic.jpg``), any other
+format as PNG with ``.png`` added (``room.webp.png``), so two inputs never share an output.
+Pixels are sRGB and tagged so (``components/colour.py``). The output folder may not be the input folder or inside it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from components.pairs import IMAGE_EXTS
 from serving.engine import Engine
 
 KEEPS_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+WRITTEN_AS = {".heic": ("JPEG", ".jpg"), ".heif": ("JPEG", ".jpg")}  # lossy photos stay lossy; others PNG
 
 
 @dataclass
@@ -36,8 +38,14 @@ def _inputs(path: Path) -> list[Path]:
     raise FileNotFoundError(f"{path}: no such file or folder")
 
 
+def output_format(src: Path) -> tuple[str, str]:
+    """(Pillow format, suffix added to the input's name) of the result for ``src``."""
+    suffix = src.suffix.lower()
+    return (KEEPS_FORMAT[suffix], "") if suffix in KEEPS_FORMAT else WRITTEN_AS.get(suffix, ("PNG", ".png"))
+
+
 def output_path(src: Path, out_dir: Path) -> Path:
-    return out_dir / (src.name if src.suffix.lower() in KEEPS_FORMAT else f"{src.name}.png")
+    return out_dir / (src.name + output_format(src)[1])
 
 
 def check_out_dir(path: Path, out_dir: Path) -> None:
@@ -71,8 +79,7 @@ def enhance_paths(path: Path, out_dir: Path, cfg: ServeConfig, echo: Callable[[s
             summary.failed.append((src, str(exc)))
             continue
         tmp = dst.with_name(dst.name + ".part")
-        tmp.write_bytes(encode(engine.enhance(photo.rgb), KEEPS_FORMAT.get(src.suffix.lower(), "PNG"),
-                               icc=photo.icc, exif=photo.exif))
+        tmp.write_bytes(encode(engine.enhance(photo.rgb), output_format(src)[0], icc=photo.icc, exif=photo.exif))
         tmp.replace(dst)
         summary.written.append(dst)
         echo(f"{src} -> {dst} (model version {engine.version})")

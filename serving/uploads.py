@@ -101,8 +101,13 @@ class Upload:
     reply_format: str  # a key of FORMATS
 
 
+def _is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1")
+
+
 def reply_format(requested: str | None, data: bytes) -> str:
-    fmt = (requested or ("jpeg" if data[:2] == b"\xff\xd8" else "png")).lower()
+    """As asked, else JPEG for a JPEG or HEIC upload (a photo stays lossy) and PNG for the rest."""
+    fmt = (requested or ("jpeg" if data[:2] == b"\xff\xd8" or _is_heif(data) else "png")).lower()
     if fmt not in FORMATS:
         raise HTTPException(400, f"format must be one of {sorted(FORMATS)}")
     return fmt
@@ -121,6 +126,6 @@ def decode_upload(received: Received, cfg: ServeConfig, requested_format: str | 
 
 
 def encode_reply(rgb, upload: Upload) -> tuple[bytes, str]:
-    """The enhanced pixels in the reply format, with the upload's ICC profile and EXIF."""
+    """The enhanced pixels in the reply format, with their (sRGB) ICC profile and the upload's EXIF."""
     pil_format, media_type = FORMATS[upload.reply_format]
     return encode(rgb, pil_format, icc=upload.photo.icc, exif=upload.photo.exif), media_type

@@ -2,8 +2,9 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
+from components.colour import register_heif
 from components.imageio import ImageError, ImageTooLargeError, decode_image, decode_rgb, load_rgb
 
 
@@ -109,3 +110,60 @@ def test_animated_images_are_refused_and_a_still_one_is_not(fmt):
     with pytest.raises(ImageError, match=rf"animated or multi-frame {fmt} \(3 frames\)"):
         decode_image(animated.getvalue(), "anim")
     assert decode_image(still.getvalue(), "still").rgb.shape == (16, 24, 3)
+
+
+def _smooth(h=48, w=64) -> np.ndarray:
+    """A smooth gradient photo (lossy codecs keep it within a few levels)."""
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    return (np.stack([0.2 + 0.6 * x, 0.3 + 0.5 * y, 0.7 - 0.4 * x * y], axis=-1) * 255).astype(np.uint8)
+
+
+def _encoded(arr: np.ndarray, fmt: str, **kwargs) -> bytes:
+    register_heif()  # for writing HEIF too
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_a_display_p3_photo_is_converted_to_srgb_as_its_profile_defines():
+    from tests.colour_profiles import display_p3_icc, p3_to_srgb
+
+    px = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    decoded = decode_image(_encoded(px, "PNG", icc_profile=display_p3_icc()), "p3.png")
+    expected = p3_to_srgb(px)
+    assert np.abs(decoded.rgb.astype(int) - expected).max() <= 1  # LittleCMS vs the definition
+    assert np.abs(px.astype(int) - expected).mean() > 5           # so taking P3 as sRGB would be wrong
+    assert "Display P3" in decoded.colour
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(decoded.icc))).startswith("sRGB")
+
+
+def test_srgb_tagged_and_untagged_photos_keep_their_pixels_and_profile():
+    px = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tagged = decode_image(_encoded(px, "PNG", icc_profile=srgb), "s.png")
+    untagged = decode_image(_encoded(px, "PNG"), "u.png")
+    assert (tagged.rgb == px).all() and tagged.icc == srgb and tagged.colour is None
+    assert (untagged.rgb == px).all() and untagged.icc is None and untagged.colour is None
+
+
+def test_an_unreadable_profile_is_dropped_with_a_note_not_an_error():
+    px = np.random.default_rng(2).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    decoded = decode_image(_encoded(px, "PNG", icc_profile=b"not an icc profile" * 10), "broken.png")
+    assert (decoded.rgb == px).all() and decoded.icc is None  # never re-embedded in what is written
+    assert "unreadable" in decoded.colour
+
+
+def test_heic_decodes_like_the_jpeg_of_the_same_photo_with_its_profile_applied():
+    from tests.colour_profiles import display_p3_icc, p3_to_srgb
+
+    px = _smooth()
+    plain = decode_image(_encoded(px, "HEIF", quality=95), "room.heic")
+    p3 = decode_image(_encoded(px, "HEIF", quality=95, icc_profile=display_p3_icc()), "p3.heic")
+    assert plain.rgb.shape == px.shape and np.abs(plain.rgb.astype(int) - px).mean() < 2
+    assert np.abs(p3.rgb.astype(int) - p3_to_srgb(px)).mean() < 2 and "Display P3" in p3.colour
+
+
+def test_a_corrupt_heic_names_the_file():
+    data = _encoded(_smooth(), "HEIF", quality=90)
+    with pytest.raises(ImageError, match="cut.heic"):
+        decode_image(data[: len(data) // 2], "cut.heic")

@@ -97,3 +97,20 @@ def test_move_removes_only_what_is_safely_stored(dataset, tmp_path, params):
     assert "new0_src.png" in removed and "phone_src.jpg" in removed
     assert (inbox / "new1_tar.png").exists() and (inbox / "new1_src.png").exists()
     assert all((inbox / f).exists() for f in ("swapped_src.png", "swapped_tar.png", "nopartner_src.png"))
+
+
+def test_a_delivery_of_iphone_heic_pairs_lands_as_heic(dataset, tmp_path, params):
+    from PIL import Image
+
+    from components.colour import register_heif
+
+    register_heif()
+    inbox = tmp_path / "inbox"
+    write_pair(inbox, "room", seed=7)
+    for role in ("src", "tar"):
+        png = inbox / f"room_{role}.png"
+        Image.open(png).convert("RGB").save(inbox / f"room_{role}.HEIC", quality=95)
+        png.unlink()
+    summary = ingest(inbox, dataset, params.validate_, tmp_path / "state")
+    assert summary["added"] == ["room"]
+    assert (dataset / "room_src.heic").read_bytes() == (inbox / "room_src.HEIC").read_bytes()

@@ -182,3 +182,23 @@ def test_the_report_dvc_tracks_is_byte_identical_on_the_same_data(pair_folder, t
         run_validate(cfg, ValidatePaths(pair_folder, tmp_path / name / "report.json"))
         reports.append((tmp_path / name / "report.json").read_bytes())
     assert reports[0] == reports[1] and b"p05" in reports[0]
+
+
+def test_iphone_style_heic_pairs_in_display_p3_pass_even_when_formats_are_refused(pair_folder, params):
+    """HEIC is read wherever JPEG is, and a colour profile is not a pixel-format problem."""
+    import numpy as np
+
+    from components.colour import register_heif
+    from tests.colour_profiles import display_p3_icc
+
+    register_heif()
+    for pair_id in ("p00", "p01"):
+        for role in ("src", "tar"):
+            path = pair_folder / f"{pair_id}_{role}.png"
+            Image.open(path).convert("RGB").save(path.with_suffix(".heic"), quality=95,
+                                                 icc_profile=display_p3_icc())
+            path.unlink()
+    report = validate_folder(pair_folder, params.validate_.model_copy(update={"modes": "reject"}))
+    assert report["pairs"] == 12 and report["failed"] == 0
+    assert any("Display P3" in note for note in report["notes"]["p00"])
+    assert np.asarray(load_rgb(pair_folder / "p00_src.heic")).shape[2] == 3

@@ -1,7 +1,8 @@
 """Issue 5's done-when, in a project copy: the demo's model is served, the pipeline registers a
 second version in the other mode (global_view), ``brighthouse promote`` moves ``champion`` while requests are flowing, the
 server switches within its poll interval without one failed request; then the MLflow server
-(the UI's endpoint) moves it back, with the same result."""
+(the UI's endpoint) moves it back, with the same result. On the way, version 2's page in the
+MLflow UI opens its review against version 1 in one click (headless Chromium)."""
 import io
 import json
 import shutil
@@ -104,6 +105,28 @@ def ui_promote(ui_url: str, version: str) -> None:
     assert r.status_code == 200, r.text
 
 
+def open_review_from_the_version_page(ui_url: str, tmp_path) -> str:
+    """In headless Chromium: the MLflow UI's page of version 2, one click on the review link in
+    its description, and the review as the UI shows it (an HTML artifact in a frame)."""
+    from tests.browser import browser_page
+
+    with browser_page(tmp_path) as (page, _):
+        page.goto(f"{ui_url}/#/models/brighthouse/versions/2")
+        link = page.get_by_role("link", name="Review: version 2 beside champion version 1")
+        link.wait_for(timeout=60_000)
+        with page.context.expect_page() as opened:  # the UI opens description links in a new tab
+            link.click()
+        review = opened.value
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for frame in review.frames:
+                if "vs version 1 (champion)" in frame.content():
+                    review.screenshot(path=str(tmp_path / "review-in-mlflow-ui.png"))
+                    return frame.content()
+            time.sleep(0.5)
+    raise AssertionError("the review page did not open from version 2's page in the MLflow UI")
+
+
 def promote_under_load(server, promote, version: str, body: bytes):
     """100 requests from 8 clients; ``promote()`` once 20 are answered, then 20 more once
     ``/v1/model`` reports ``version``. Returns the results, when the switch was seen, and how
@@ -160,6 +183,8 @@ def test_demo_model_served_then_promotions_by_cli_and_ui_switch_it_losing_nothin
         check_answers(results, switched, "2", expected)
 
         with mlflow_ui(project_copy) as ui:  # and back, as a person would roll back in the UI
+            review = open_review_from_the_version_page(ui, tmp_path)
+            assert 'class="slider"' in review and "data:image/jpeg;base64," in review  # as the DOM has it
             results, switched, took = promote_under_load(server, lambda: ui_promote(ui, "1"), "1", png(photo))
         print(f"/v1/model reported version 1 {took:.2f} s after the UI moved champion back")
         assert took < POLL_SECONDS + 10

@@ -163,3 +163,39 @@ def test_a_full_queue_answers_503_with_retry_after_and_recovers(busy_server):
             r = c.post("/v1/enhance", content=big)
             assert r.status_code == 200 or (r.status_code == 503 and r.headers["retry-after"] == "1")
         assert "brighthouse_rejected_total" in c.get("/metrics").text
+
+
+def test_a_display_p3_photo_comes_back_in_srgb_where_a_colour_managed_viewer_shows_it(server):
+    """The same scene sent as P3-tagged pixels and as its sRGB rendering gives one result,
+    tagged sRGB; without colour management the P3 upload's colours would shift."""
+    from PIL import ImageCms
+
+    from tests.colour_profiles import display_p3_icc, p3_to_srgb
+
+    p3 = _image(120, 160, seed=3)
+    tagged, converted = io.BytesIO(), io.BytesIO()
+    Image.fromarray(p3).save(tagged, "PNG", icc_profile=display_p3_icc())
+    Image.fromarray(p3_to_srgb(p3)).save(converted, "PNG")
+    with server.client() as c:
+        from_p3 = c.post("/v1/enhance", content=tagged.getvalue())
+        from_srgb = c.post("/v1/enhance", content=converted.getvalue())
+    assert from_p3.status_code == from_srgb.status_code == 200
+    out_p3, out_srgb = (Image.open(io.BytesIO(r.content)) for r in (from_p3, from_srgb))
+    assert np.abs(np.asarray(out_p3, dtype=int) - np.asarray(out_srgb, dtype=int)).max() <= 1
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(out_p3.info["icc_profile"]))
+    assert ImageCms.getProfileDescription(profile).startswith("sRGB")
+
+
+def test_a_heic_upload_is_enhanced_and_answered_as_jpeg(server):
+    from components.colour import register_heif
+
+    register_heif()
+    y, x = np.mgrid[0:96, 0:128] / 128
+    img = (np.stack([0.2 + 0.6 * x, 0.3 + 0.5 * y, 0.5 + 0 * x], axis=-1) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "HEIF", quality=95)
+    with server.client() as c:
+        r = c.post("/v1/enhance", files={"file": ("IMG_0001.HEIC", buf.getvalue(), "image/heic")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    out = np.asarray(Image.open(io.BytesIO(r.content)), dtype=float) / 255
+    assert out.shape == img.shape and np.abs(out - expected(img, 0.5, 0.25)).mean() < 0.02

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from components.colour import register_heif
 from components.imageio import load_rgb
 from serving.local import enhance_paths
 from tests.conftest import shared_or_skip
@@ -49,12 +50,15 @@ def test_names_that_differ_only_in_extension_get_distinct_outputs(champion, tmp_
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(1)
-    for name in ("room.jpg", "room.JPEG", "room.png", "room.webp"):
+    register_heif()  # to write the HEIC
+    for name in ("room.jpg", "room.JPEG", "room.png", "room.webp", "room.HEIC"):
         img = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
         img.save(photos / name, quality=95) if name != "room.webp" else img.save(photos / name, lossless=True)
     summary = enhance_paths(photos, tmp_path / "out", champion)
-    assert sorted(p.name for p in summary.written) == ["room.JPEG", "room.jpg", "room.png", "room.webp.png"]
+    assert sorted(p.name for p in summary.written) == ["room.HEIC.jpg", "room.JPEG", "room.jpg", "room.png",
+                                                       "room.webp.png"]
     assert Image.open(tmp_path / "out" / "room.JPEG").format == "JPEG"
+    assert Image.open(tmp_path / "out" / "room.HEIC.jpg").format == "JPEG"  # a phone photo stays lossy
     assert Image.open(tmp_path / "out" / "room.webp.png").format == "PNG"
 
 
