@@ -104,7 +104,8 @@ def main() -> None:
     ap.add_argument("--no-engines", action="store_true")
     args = ap.parse_args()
     cfg = load_params().serve
-    ref = fetch(cfg.model_name, cfg.alias, alias_version(cfg.model_name, cfg.alias))
+    name, alias = cfg.registry.model_name, cfg.registry.champion_alias
+    ref = fetch(name, alias, alias_version(name, alias))
     sets = photos(args.photos)
     print(f"model {ref.name} v{ref.version}, evaluated tiling {ref.tiling}; "
           f"{len(sets['full'])} full-size photos {sets['full'][0].shape[1]}x{sets['full'][0].shape[0]}")

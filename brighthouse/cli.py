@@ -139,9 +139,10 @@ def promote(version: str, params: Path = PARAMS) -> None:
     """Make VERSION the champion (refused if it did not pass the gate)."""
     from components.registry import promote as do_promote
 
-    name = load_params(params).serve.model_name
+    registry = load_params(params).registry
+    name = registry.model_name
     try:
-        previous = do_promote(name, version)
+        previous = do_promote(registry, version)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -155,15 +156,14 @@ def review(version: str, against: str | None = typer.Option(None, help="the vers
            params: Path = PARAMS) -> None:
     """Write the challenger-vs-champion review page for VERSION against another version."""
     from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version
-    from components.register import CHAMPION
     from components.registry import version_info
     from components.review import compare_versions
     from components.review_page import write_review_page
 
     cfg = load_params(params)
-    name = cfg.serve.model_name
+    name = cfg.registry.model_name
     try:
-        against = against or alias_version(name, CHAMPION)
+        against = against or alias_version(name, cfg.registry.champion_alias)
         if str(against) == str(version):
             raise ValueError(f"version {version} would be compared with itself: pass --against")
         if not (lmdb / "val" / "lq.lmdb").is_dir():
@@ -184,7 +184,7 @@ def models(params: Path = PARAMS) -> None:
 
     from components.registry import list_versions
 
-    name = load_params(params).serve.model_name
+    name = load_params(params).registry.model_name
     try:
         rows = list_versions(name)
     except MlflowException as exc:

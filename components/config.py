@@ -88,7 +88,7 @@ class TrainConfig(_Section):
     weight_decay: float = 0.0
     eta_min: float = 1e-6
     num_workers: int = Field(0, ge=0)
-    log_every: int = Field(20, gt=0)
+    log_every: int = Field(25, gt=0)
     ema_decay: float = Field(0.0, ge=0, lt=1)        # 0 = off; e.g. 0.999 keeps an EMA copy to export
     grad_clip: float = Field(0.0, ge=0)              # max gradient norm; 0 = off
     colour_weight: float = Field(0.0, ge=0)          # ChromaLoss weight (components/losses.py)
@@ -120,13 +120,22 @@ class TrainConfig(_Section):
 
 
 class GateConfig(_Section):
-    min_psnr: float = 0.0
-    min_ssim: float = 0.0
-    min_psnr_gain_over_identity: float = 0.0
+    min_psnr: float = 22.0
+    min_ssim: float = 0.6
+    min_psnr_gain_over_identity: float = 2.0
     min_psnr_gain_over_baseline: float = 0.0
-    max_ciede2000_mean: float = Field(100.0, gt=0)
+    max_ciede2000_mean: float = Field(8.0, gt=0)
     max_regression_vs_champion_db: float = Field(0.1, ge=0)
     max_fp16_loss_db: float = Field(0.05, ge=0)  # the FP16 variant ships only if it loses less
+
+
+class RegistryConfig(_Section):
+    """The registered model and its aliases. Their one home is params.yaml's ``registry``
+    section; ``Params`` hands it to the sections that use it (evaluate, register, serve), and
+    the CLI and DAGs read it from there."""
+    model_name: str = "brighthouse"
+    champion_alias: str = "champion"      # moved by people to promote; serving follows it; the gate compares with it
+    challenger_alias: str = "challenger"  # given to every newly registered version
 
 
 class ReviewConfig(_Section):
@@ -137,7 +146,7 @@ class ReviewConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    model_name: str = "brighthouse"  # whose champion a new model must not regress against
+    registry: RegistryConfig = RegistryConfig()  # whose champion a new model must not regress against
     tiling: TilingConfig = TilingConfig()        # tiled models
     transfer: TransferConfig = TransferConfig()  # global_view models
     compare_pooling: bool = True     # also score the other pooling (TLC vs global) to measure TLC
@@ -147,23 +156,21 @@ class EvaluateConfig(_Section):
 
 class ExportConfig(_Section):
     opset: int = 18
-    tlc: bool = True                       # local pooling in channel attention (TLC), baked into the ONNX
+    tlc: bool = False                      # local pooling in channel attention (TLC), baked into the ONNX
     tlc_scale: float = Field(1.5, gt=0)    # TLC window = this x the training patch size
     fp16: bool = True                      # also write model_fp16.onnx (GPU serving); evaluate measures it
-    check_size: int = Field(96, gt=0)
+    check_size: int = Field(128, gt=0)
     atol: float = Field(1e-3, gt=0)
 
 
 class RegisterConfig(_Section):
-    model_name: str = "brighthouse"
-    alias: str = "challenger"
+    registry: RegistryConfig = RegistryConfig()
     first_is_champion: bool = True
     tensorrt: Literal["auto", "off"] = "auto"  # auto: build and ship an engine where TensorRT and a GPU are
 
 
 class ServeConfig(_Section):
-    model_name: str = "brighthouse"
-    alias: str = "champion"
+    registry: RegistryConfig = RegistryConfig()  # serves the version its champion alias points at
     host: str = "127.0.0.1"
     port: int = 8000
     poll_seconds: float = Field(30, gt=0)
@@ -177,7 +184,11 @@ class ServeConfig(_Section):
     upload_timeout_s: float = Field(60, gt=0)   # a body not fully arrived by then: 408, connection closed
 
 
+SHARED_SECTIONS = {"registry": ("evaluate", "register", "serve")}  # section -> the sections it is handed to
+
+
 class Params(_Section):
+    registry: RegistryConfig
     validate_: ValidateConfig = Field(alias="validate")
     lmdb: LmdbConfig
     train: TrainConfig
@@ -187,6 +198,23 @@ class Params(_Section):
     serve: ServeConfig
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_sections(cls, data):
+        """Give each user of a shared section (``registry``) that one section, and refuse a
+        copy of it set inside a user's own section: it would be a second home."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for shared, users in SHARED_SECTIONS.items():
+            for user in users:
+                section = data.get(user)
+                if isinstance(section, dict) and shared in section:
+                    raise ValueError(f"{user}.{shared} is not set here: edit the top-level '{shared}' section")
+                if isinstance(section, dict) and shared in data:
+                    data[user] = {**section, shared: data[shared]}
+        return data
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

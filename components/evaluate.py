@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from components.baseline import fit_tone_curves
-from components.config import EvaluateConfig, GateConfig, InferenceSpec
+from components.config import EvaluateConfig, GateConfig, InferenceSpec, RegistryConfig
 from components.inference import spec_from_metadata
 from components.lmdb import iter_lmdb
 from components.review import REVIEW_DATA, ReviewCollector
@@ -86,14 +86,13 @@ def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, curv
             "tiling": spec.tiling.model_dump(), "inference": spec.model_dump(), "per_image": rows, "worst": worst}
 
 
-def champion_runner(model_name: str) -> tuple[Runner | None, dict]:
+def champion_runner(registry: RegistryConfig) -> tuple[Runner | None, dict]:
     """The current champion as served (its own ONNX, mode and tiling), or None before the first."""
     from components.export import ort_runner
     from components.model_store import NoModelError, alias_version, fetch
-    from components.register import CHAMPION
-
+    name, alias = registry.model_name, registry.champion_alias
     try:
-        ref = fetch(model_name, CHAMPION, alias_version(model_name, CHAMPION))
+        ref = fetch(name, alias, alias_version(name, alias))
     except NoModelError:
         return None, {}
     spec = spec_from_metadata(ref.metadata)
@@ -181,7 +180,7 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     lpips_fn, lpips_note = lpips_scorer()
     export = json.loads((paths.export / "export.json").read_text())
     spec = served_spec(cfg, export.get("view", {"mode": "tiled"}))
-    champion, extra = champion_runner(cfg.model_name)
+    champion, extra = champion_runner(cfg.registry)
     variants, info = variant_runners(cfg, paths, spec)
     review = ReviewCollector(cfg.review) if champion else None
     result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, fit_baseline(paths.lmdb),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from components.tracking import client as tracking_client
 from components.tracking import state_dir, use_tracking
 
 
@@ -41,12 +42,10 @@ class ModelRef:
 
 
 def alias_version(name: str, alias: str) -> str:
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        use_tracking()
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        return str(tracking_client().get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
         if exc.error_code in NOT_FOUND:
             raise NoModelError(f"no model version has alias '{alias}' in registered model '{name}'") from exc
@@ -66,10 +65,9 @@ class ModelUnusable(RuntimeError):
 def fetch(name: str, alias: str, version: str, cache_root: Path | None = None) -> ModelRef:
     """Download the version's artifacts once (cached per version, under ``cache_root`` or the
     serving cache) and read its metadata; ``ModelUnusable`` says what is missing."""
-    from mlflow import MlflowClient
 
     use_tracking()
-    tags = dict(MlflowClient().get_model_version(name, version).tags)
+    tags = dict(tracking_client().get_model_version(name, version).tags)
     dest = (cache_root or state_dir() / "serving-cache") / name / version
     try:
         if not (dest / "MLmodel").exists():

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from components.config import RegistryConfig
 from components.export import ort_runner
 from components.inference import spec_from_metadata
 from components.model_store import alias_version, fetch
-from components.register import CHAMPION, data_version
+from components.register import data_version
 from components.scoring import Runner, score_split, val_pairs
 from components.stage import write_json
+from components.tracking import client as tracking_client
 from components.tracking import get_or_create_experiment, use_tracking
 
 log = logging.getLogger(__name__)
@@ -27,27 +29,26 @@ EXPERIMENT = "champion-monitoring"
 
 def _record(model_name: str, result: dict) -> None:
     import mlflow
-    from mlflow import MlflowClient
 
     with mlflow.start_run(experiment_id=get_or_create_experiment(EXPERIMENT), run_name=f"champion-v{result['version']}"):
         mlflow.log_params({"version": result["version"], "data_version": result["data_version"]})
         mlflow.log_metrics({k: result[k] for k in ("psnr", "ssim", "drift_db")})
-    client = MlflowClient()
+    client = tracking_client()
     for key in ("psnr", "ssim", "drift_db", "data_version", "checked_at"):
         client.set_model_version_tag(model_name, result["version"], f"last_check_{key}", str(result[key]))
 
 
-def reevaluate_champion(model_name: str, lmdb_dir: Path, dvc_file: Path, out: Path) -> dict:
-    """Score ``champion`` on ``lmdb_dir``'s val split; returns (and writes) the small result."""
+def reevaluate_champion(registry: RegistryConfig, lmdb_dir: Path, dvc_file: Path, out: Path) -> dict:
+    """Score the champion on ``lmdb_dir``'s val split; returns (and writes) the small result."""
     use_tracking()
-    from mlflow import MlflowClient
 
-    version = alias_version(model_name, CHAMPION)
-    ref = fetch(model_name, CHAMPION, version)
-    rows, _ = score_split(val_pairs(lmdb_dir), Runner(CHAMPION, ort_runner(ref.onnx_path),
+    model_name, alias = registry.model_name, registry.champion_alias
+    version = alias_version(model_name, alias)
+    ref = fetch(model_name, alias, version)
+    rows, _ = score_split(val_pairs(lmdb_dir), Runner("champion", ort_runner(ref.onnx_path),
                                                       spec_from_metadata(ref.metadata)))
     psnr_now = float(np.mean([r["psnr"] for r in rows]))
-    registered = float(MlflowClient().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
+    registered = float(tracking_client().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
     result = {"version": version, "images": len(rows), "psnr": psnr_now,
               "ssim": float(np.mean([r["ssim"] for r in rows])), "registered_psnr": registered,
               "drift_db": psnr_now - registered, "data_version": data_version(dvc_file),

@@ -24,10 +24,10 @@ from components.config import InferenceSpec, RegisterConfig
 from components.review import REVIEW_DATA
 from components.stage import StageFailed, run_stage, write_json
 from components.tensorrt_engine import build_engine, unavailable_reason
+from components.tracking import client as tracking_client
 from components.tracking import file_md5, training_run, use_tracking
 
 log = logging.getLogger(__name__)
-CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,6 @@ def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict,
     beside it, and register it; returns the new version number."""
     import mlflow
     import onnx
-    from mlflow import MlflowClient
 
     with mlflow.start_run(run_id=run_id):
         info = mlflow.onnx.log_model(
@@ -82,7 +81,7 @@ def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict,
         )
     for folder, path in extras:
         if path.is_file():
-            MlflowClient().log_model_artifact(info.model_id, str(path), folder)
+            tracking_client().log_model_artifact(info.model_id, str(path), folder)
     return info.registered_model_version
 
 
@@ -122,7 +121,6 @@ def _versions(client, name: str) -> list:
 
 def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> tuple[str, dict]:
     """Log and register the ONNX with its extras (and any TensorRT engine); (version, engine)."""
-    from mlflow import MlflowClient
 
     export = json.loads((paths.export / "export.json").read_text())
     inference = metrics.get("inference") or {"mode": "tiled", "tiling": metrics["tiling"]}
@@ -134,9 +132,9 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
         profile = {"tile": InferenceSpec(**inference).largest_input, "batch": metrics["tiling"]["batch"]}
         trt_extras, engine = tensorrt_extras(cfg, onnx_path, profile, Path(tmp))
         extras = version_extras(paths, bool(metrics.get("fp16_ok"))) + trt_extras
-        version = str(log_and_register(onnx_path, run_id, cfg.model_name, metadata, extras))
+        version = str(log_and_register(onnx_path, run_id, cfg.registry.model_name, metadata, extras))
     trt_tag = engine.get("key") or "none: " + engine.get("skipped", engine.get("failed", ""))
-    MlflowClient().set_model_version_tag(cfg.model_name, version, "tensorrt", trt_tag)
+    tracking_client().set_model_version_tag(cfg.registry.model_name, version, "tensorrt", trt_tag)
     return version, engine
 
 
@@ -154,7 +152,6 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
     """With the champion evaluate compared against: the review page, attached to the version
     (its artifacts, and its run's, where the UI opens it in one click from the version's
     description) and copied to ``<out>/review.html``; the artifact path, or None."""
-    from mlflow import MlflowClient
 
     from components.registry import version_info
     from components.review_page import write_review_page
@@ -166,13 +163,14 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
     if data["challenger_onnx_md5"] != file_md5(paths.export / "model.onnx"):
         log.warning("%s was written for another model; no review page", source)
         return None
-    champion, client = data["champion_version"], MlflowClient()
+    champion, client = data["champion_version"], tracking_client()
     mv = client.get_model_version(model_name, version)
     with tempfile.TemporaryDirectory() as tmp:
         page = write_review_page(data, version_info(model_name, version), version_info(model_name, champion),
                                  model_name, Path(tmp) / f"review-v{version}-vs-v{champion}.html")
         client.log_model_artifact(logged_model_id(mv), str(page), "review")
         client.log_artifact(mv.run_id, str(page), "review")
+        paths.out.mkdir(parents=True, exist_ok=True)  # DVC removed it with its outputs
         shutil.copyfile(page, paths.out / "review.html")
     artifact = f"review/{page.name}"
     link = review_link(client.get_run(mv.run_id).info.experiment_id, mv.run_id, artifact)
@@ -183,36 +181,36 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
 
 
 def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
-    from mlflow import MlflowClient
 
     metrics = json.loads((paths.evaluate / "metrics.json").read_text())
     if not metrics["gate_passed"]:
         raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics["gate_reasons"]))
     use_tracking()
     run_id = training_run(paths.train)
-    client = MlflowClient()
+    client = tracking_client()
     # A retried task (registered, then failed before DVC recorded it) reuses its version.
-    same_run = [mv for mv in _versions(client, cfg.model_name) if mv.run_id == run_id]
+    reg = cfg.registry
+    same_run = [mv for mv in _versions(client, reg.model_name) if mv.run_id == run_id]
     if same_run:
         version, engine = str(same_run[0].version), {"skipped": "registered by an earlier attempt"}
     else:
         version, engine = register_new_version(cfg, paths, metrics, run_id)
     for key, value in lineage_tags(metrics, run_id).items():
-        client.set_model_version_tag(cfg.model_name, version, key, value)
-    aliases = [cfg.alias]
-    if cfg.first_is_champion and CHAMPION not in client.get_registered_model(cfg.model_name).aliases:
-        aliases.append(CHAMPION)
+        client.set_model_version_tag(reg.model_name, version, key, value)
+    aliases = [reg.challenger_alias]
+    if cfg.first_is_champion and reg.champion_alias not in client.get_registered_model(reg.model_name).aliases:
+        aliases.append(reg.champion_alias)
     for alias in aliases:
-        client.set_registered_model_alias(cfg.model_name, alias, version)
-    review = attach_review(cfg.model_name, version, paths)
-    result = {"model_name": cfg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
+        client.set_registered_model_alias(reg.model_name, alias, version)
+    review = attach_review(reg.model_name, version, paths)
+    result = {"model_name": reg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
               "tensorrt": engine, "review": review}
     write_json(paths.out / "registered.json", result)
     # what DVC tracks: the same on every machine that registers these weights (versions, run ids
     # and aliases are this registry's facts, in registered.json and MLflow)
-    write_json(paths.out / "model.json", {"model_name": cfg.model_name,
+    write_json(paths.out / "model.json", {"model_name": reg.model_name,
                                           "onnx_md5": file_md5(paths.export / "model.onnx")})
-    log.info("registered %s version %s as %s", cfg.model_name, version, ", ".join(aliases))
+    log.info("registered %s version %s as %s", reg.model_name, version, ", ".join(aliases))
     return result
 
 

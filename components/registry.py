@@ -1,19 +1,17 @@
 """The model registry as people use it: list versions, move ``champion`` (gate-checked)."""
 from __future__ import annotations
 
+from components.config import RegistryConfig
 from components.model_store import ModelUnusable, check_version
-from components.register import CHAMPION
-from components.tracking import use_tracking
+from components.tracking import client as tracking_client
 
 
-def promote(model_name: str, version: str) -> str:
+def promote(registry: RegistryConfig, version: str) -> str:
     """Point ``champion`` at ``version`` once it passed the gate and its artifacts download and
     load; returns the version it pointed at before ('' if none)."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    use_tracking()
-    client = MlflowClient()
+    client, model_name = tracking_client(), registry.model_name
     try:
         mv = client.get_model_version(model_name, version)
     except MlflowException as exc:
@@ -25,17 +23,15 @@ def promote(model_name: str, version: str) -> str:
         check_version(model_name, version)
     except ModelUnusable as exc:
         raise ValueError(f"{exc}; refusing to promote it") from exc
-    previous = client.get_registered_model(model_name).aliases.get(CHAMPION, "")
-    client.set_registered_model_alias(model_name, CHAMPION, version)
+    previous = client.get_registered_model(model_name).aliases.get(registry.champion_alias, "")
+    client.set_registered_model_alias(model_name, registry.champion_alias, version)
     return str(previous)
 
 
 def list_versions(model_name: str) -> list[dict]:
     """Every version, newest first, with its aliases and headline metrics."""
-    from mlflow import MlflowClient
 
-    use_tracking()
-    client = MlflowClient()
+    client = tracking_client()
     aliases: dict[str, list[str]] = {}
     for alias, version in client.get_registered_model(model_name).aliases.items():
         aliases.setdefault(str(version), []).append(alias)
@@ -56,15 +52,13 @@ def run_link(experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def challenger_summary(model_name: str, version: str) -> dict:
+def challenger_summary(registry: RegistryConfig, version: str) -> dict:
     """The new version against the champion (as registered), also stored as tags on both the
     version and its training run, so the UI shows it where people decide the promotion."""
-    from mlflow import MlflowClient
 
-    use_tracking()
-    client = MlflowClient()
+    client, model_name = tracking_client(), registry.model_name
     mv = client.get_model_version(model_name, version)
-    champion = str(client.get_registered_model(model_name).aliases.get(CHAMPION, ""))
+    champion = str(client.get_registered_model(model_name).aliases.get(registry.champion_alias, ""))
     run = client.get_run(mv.run_id)
     summary = {"version": version, "champion": champion or "none",
                "val_psnr": float(mv.tags.get("val_psnr", "nan")), "val_ssim": float(mv.tags.get("val_ssim", "nan")),
@@ -93,12 +87,11 @@ def version_info(model_name: str, version: str) -> dict:
     import datetime
 
     import yaml
-    from mlflow import MlflowClient
 
     from components.model_store import fetch
 
     ref = fetch(model_name, "", version)
-    mv = MlflowClient().get_model_version(model_name, version)
+    mv = tracking_client().get_model_version(model_name, version)
     params_file = ref.onnx_path.parent / "config" / "params.yaml"
     params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
     created = datetime.datetime.fromtimestamp(mv.creation_timestamp / 1000, datetime.UTC)

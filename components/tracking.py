@@ -23,13 +23,28 @@ def tracking_uri() -> str:
     return f"sqlite:///{state_dir() / 'mlflow.db'}"
 
 
-def use_tracking() -> str:
-    """Point the mlflow client at the project's store; returns the URI."""
-    import mlflow
-
+def _store_uri() -> str:
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def client():
+    """An ``MlflowClient`` bound to the project's store by its arguments: it depends on no
+    process-wide setting, so it is right whatever ran before it."""
+    from mlflow import MlflowClient
+
+    uri = _store_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def use_tracking() -> str:
+    """Point MLflow's fluent API (``mlflow.start_run``, ``log_model``, ``download_artifacts``)
+    at the project's store, which it reads from process-wide settings; returns the URI."""
+    import mlflow
+
+    uri = _store_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
@@ -66,7 +81,6 @@ def training_run(train_dir: Path) -> str:
     found", or log one model's results to another's run."""
     import json
 
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from components.stage import StageFailed
@@ -77,7 +91,7 @@ def training_run(train_dir: Path) -> str:
         raise StageFailed(f"{train_dir / 'model.pth'} has no record of its MLflow run ({record} is missing): {retrain}")
     run_id = json.loads(record.read_text())["run_id"]
     try:
-        run = MlflowClient().get_run(run_id)
+        run = client().get_run(run_id)
     except MlflowException as exc:
         raise StageFailed(f"training run {run_id} (named in {record}) is not in the MLflow store "
                           f"{tracking_uri()}: {retrain}") from exc

@@ -20,7 +20,8 @@ def champion() -> bool:
 
     enter_project()
     try:
-        return bool(alias_version(load_params("params.yaml").register_.model_name, "champion"))
+        registry = load_params("params.yaml").registry
+        return bool(alias_version(registry.model_name, registry.champion_alias))
     except NoModelError as exc:
         print(f"skipping: {exc}")
         return False
@@ -43,9 +44,8 @@ def champion_check() -> dict:
     from components.tracking import state_dir
 
     enter_project()
-    name = load_params("params.yaml").register_.model_name
     out = state_dir() / "monitoring" / f"{datetime.now():%Y%m%dT%H%M%S}.json"
-    return reevaluate_champion(name, Path("artifacts/lmdb"), Path("data.dvc"), out)
+    return reevaluate_champion(load_params("params.yaml").registry, Path("artifacts/lmdb"), Path("data.dvc"), out)
 
 
 @dag(dag_id="champion_check", schedule="@weekly", start_date=datetime(2026, 1, 1), catchup=False,

@@ -88,11 +88,12 @@ def stage(name: str) -> dict:
 @task
 def summary(registered: dict) -> dict:
     """Challenger vs champion, logged and tagged in MLflow; optionally committed to a branch."""
+    from components.config import load_params
     from components.pipeline import enter_project
     from components.registry import challenger_summary
 
     project = enter_project()
-    result = challenger_summary(registered["model_name"], registered["version"])
+    result = challenger_summary(load_params("params.yaml").registry, registered["version"])
     branch = os.environ.get(BRANCH_ENV)
     if branch:
         from components.git_branch import commit_to_branch, is_git_checkout

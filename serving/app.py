@@ -57,22 +57,22 @@ class ModelHolder:
         self._report(problem)
 
     def _refresh(self) -> None:
-        c = self.cfg
-        version = alias_version(c.model_name, c.alias)
+        c, name, alias = self.cfg, self.cfg.registry.model_name, self.cfg.registry.champion_alias
+        version = alias_version(name, alias)
         if self.engine is not None and self.engine.version == version:
             return
-        ref = fetch(c.model_name, c.alias, version)
+        ref = fetch(name, alias, version)
         try:
             engine = Engine(ref, c.runtime, c.tile_batch, c.batch_window_ms)
             engine.warm_up()
         except Exception as exc:  # a broken ONNX, a runtime that refuses it
-            raise ModelUnusable(f"{c.model_name} version {version} failed to load: {type(exc).__name__}: "
+            raise ModelUnusable(f"{name} version {version} failed to load: {type(exc).__name__}: "
                                 f"{str(exc)[:300]}") from exc
         old, self.engine = self.engine, engine
-        self.metrics.serving(c.model_name, version, engine.runtime)
+        self.metrics.serving(name, version, engine.runtime)
         if old is not None:
             old.close()  # its in-flight requests finish; new ones already use the new engine
-        log.info("serving %s version %s on %s (was %s)", c.model_name, version, engine.runtime, old and old.version)
+        log.info("serving %s version %s on %s (was %s)", name, version, engine.runtime, old and old.version)
 
     def _report(self, problem: str | None) -> None:
         if problem == self.problem:
@@ -201,7 +201,7 @@ def _add_status_routes(app: FastAPI, holder: ModelHolder, metrics: ServingMetric
         if holder.engine is None:
             response.status_code = 503
             return {"ready": False, "reason": holder.error}
-        ready = {"ready": True, "model": holder.cfg.model_name, "version": holder.engine.version}
+        ready = {"ready": True, "model": holder.cfg.registry.model_name, "version": holder.engine.version}
         return {**ready, "problem": holder.problem} if holder.problem else ready
 
     @app.get("/v1/model")

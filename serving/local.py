@@ -63,7 +63,8 @@ def enhance_paths(path: Path, out_dir: Path, cfg: ServeConfig, echo: Callable[[s
     inputs = _inputs(path)
     check_out_dir(path, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(fetch(cfg.model_name, cfg.alias, alias_version(cfg.model_name, cfg.alias)),
+    name, alias = cfg.registry.model_name, cfg.registry.champion_alias
+    engine = Engine(fetch(name, alias, alias_version(name, alias)),
                     cfg.runtime, cfg.tile_batch, cfg.batch_window_ms)
     summary = EnhanceSummary()
     for src in tqdm(inputs, unit="photo", disable=None):  # a bar on a terminal, silent in logs

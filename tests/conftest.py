@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,6 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
 
     import mlflow
     from components.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
-    from components.tracking import get_or_create_experiment
 
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register")}
     for d in dirs.values():
@@ -173,3 +173,40 @@ def lmdb_paths(folder: Path, out: Path, accepted: list[str] | None = None):
     ids = accepted if accepted is not None else [p.pair_id for p in find_pairs(folder)]
     report.write_text(json.dumps({"accepted": ids}))
     return LmdbPaths(folder, report, out)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(state: Path):
+    """The real MLflow server on the sqlite store and artifacts under ``state``, started as
+    ``make mlflow-ui`` does; yields its URL."""
+    import time
+
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        ["mlflow", "server", "--workers", "1", "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
+         "--default-artifact-root", str(state / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        env=tool_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

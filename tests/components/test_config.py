@@ -9,7 +9,52 @@ from tests.conftest import REPO
 def test_repo_params_load_into_typed_sections(params):
     assert params.train.arch.width > 0
     assert params.evaluate.tiling.overlap < params.evaluate.tiling.tile
-    assert params.register_.alias == "challenger"
+    assert params.registry.challenger_alias == "challenger"
+
+
+def test_the_model_name_and_aliases_have_one_home_handed_to_every_user(tmp_path):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["registry"] = {"model_name": "listings", "champion_alias": "prod", "challenger_alias": "candidate"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = load_params(tmp_path / "params.yaml")
+    assert params.evaluate.registry == params.register_.registry == params.serve.registry == params.registry
+    assert params.serve.registry.champion_alias == "prod"
+
+
+@pytest.mark.parametrize("section,key", [("serve", "model_name"), ("register", "alias"), ("evaluate", "registry")])
+def test_a_second_home_for_the_name_or_aliases_is_refused(tmp_path, section, key):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw[section][key] = {"model_name": "other"} if key == "registry" else "other"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValidationError, match=key):
+        load_params(tmp_path / "params.yaml")
+
+
+def _differences(model, raw: dict, where: str) -> list[str]:
+    """Keys set in params.yaml whose value differs from the code default of ``model``."""
+    out = []
+    for key, value in raw.items():
+        default = getattr(model, key)
+        if isinstance(value, dict) and hasattr(default, "model_fields"):
+            out += _differences(default, value, f"{where}.{key}")
+        elif (list(default) if isinstance(default, tuple) else default) != value:
+            out.append(f"{where}.{key}: code {default!r}, params.yaml {value!r}")
+    return out
+
+
+def test_code_defaults_equal_params_yaml():
+    """A default that differs from params.yaml is a second, silent truth: whoever builds a
+    config in code (a test, a notebook, a DAG) gets other behaviour than the pipeline."""
+    from components.config import Params
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    defaults = {name: field.annotation() for name, field in Params.model_fields.items()}
+    diffs = []
+    for name, section in raw.items():
+        model = defaults[{"validate": "validate_", "register": "register_"}.get(name, name)]
+        section = {k: v for k, v in section.items() if k not in ("profile", "profiles")}  # train's named sets
+        diffs += _differences(model, section, name)
+    assert not diffs, "\n".join(diffs)
 
 
 @pytest.mark.parametrize("path", [("train", "learning_rate"), ("evaluate", "gate", "min_psnrr"), ("extra_section",)])
@@ -32,9 +77,12 @@ def test_config_is_frozen(params):
 def test_every_stage_has_its_params_section_tracked_by_dvc():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     sections = set(yaml.safe_load((REPO / "params.yaml").read_text()))
+    from components.config import SHARED_SECTIONS
+
     for name, stage in stages.items():
         assert name in sections, f"stage {name} has no params section"
-        assert stage["params"] == [name]
+        shared = [section for section, users in SHARED_SECTIONS.items() if name in users]
+        assert stage["params"] == [name] + shared
         assert f"components.{name} " in stage["cmd"]
 
 

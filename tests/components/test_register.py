@@ -33,13 +33,13 @@ def test_model_that_failed_the_gate_is_never_registered(params, tmp_path, mlflow
 def test_promote_moves_champion_and_refuses_ungated_versions(params, tmp_path, mlflow_store):
     v1 = _register(params, tmp_path, "a")["version"]
     v2 = _register(params, tmp_path, "b")["version"]
-    assert promote("brighthouse", v2) == v1
+    assert promote(params.registry, v2) == v1
     assert MlflowClient().get_registered_model("brighthouse").aliases["champion"] == int(v2)
     MlflowClient().set_model_version_tag("brighthouse", v1, "gate", "failed")
     with pytest.raises(ValueError, match="did not pass"):
-        promote("brighthouse", v1)
+        promote(params.registry, v1)
     with pytest.raises(ValueError, match="no version 99"):
-        promote("brighthouse", "99")
+        promote(params.registry, "99")
     rows = list_versions("brighthouse")
     assert [r["version"] for r in rows] == [v2, v1] and "champion" in rows[0]["aliases"]
 
@@ -54,12 +54,12 @@ def test_promote_refuses_a_version_whose_artifacts_are_gone_or_broken(params, tm
     client = MlflowClient()
     shutil.rmtree(urlparse(client.get_model_version_download_uri("brighthouse", v2)).path)
     with pytest.raises(ValueError, match=f"version {v2} cannot be loaded.*refusing to promote"):
-        promote("brighthouse", v2)
+        promote(params.registry, v2)
     broken = urlparse(client.get_model_version_download_uri("brighthouse", v3)).path
     for onnx in __import__("pathlib").Path(broken).rglob("*.onnx"):
         onnx.write_bytes(b"not an onnx model")
     with pytest.raises(ValueError, match=f"version {v3} cannot be loaded.*onnxruntime"):
-        promote("brighthouse", v3)
+        promote(params.registry, v3)
     assert client.get_registered_model("brighthouse").aliases["champion"] == int(v1)  # never moved
 
 
@@ -77,7 +77,7 @@ def test_challenger_summary_compares_with_the_champion_and_tags_it(params, tmp_p
     _register(params, tmp_path, "a")
     v2 = _register(params, tmp_path, "b")["version"]
     MlflowClient().set_model_version_tag("brighthouse", v2, "val_psnr", "26.5000")
-    summary = challenger_summary("brighthouse", v2)
+    summary = challenger_summary(params.registry, v2)
     assert summary["champion"] == "1" and summary["psnr_vs_champion_db"] == pytest.approx(1.5)
     assert summary["run"].startswith("http://127.0.0.1:5000/#/experiments/")
     mv = MlflowClient().get_model_version("brighthouse", v2)
@@ -94,7 +94,7 @@ def test_champion_reevaluation_records_drift(params, tmp_path, mlflow_store, pai
 
     _register(params, tmp_path, "a")  # an ONNX computing x*0.5+0.1, registered with val_psnr 25
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
-    result = reevaluate_champion("brighthouse", tmp_path / "lmdb", tmp_path / "none.dvc", tmp_path / "check.json")
+    result = reevaluate_champion(params.registry, tmp_path / "lmdb", tmp_path / "none.dvc", tmp_path / "check.json")
     assert result["version"] == "1" and result["images"] == 2
     assert result["drift_db"] == pytest.approx(result["psnr"] - 25.0)
     assert json.loads((tmp_path / "check.json").read_text())["psnr"] == result["psnr"]

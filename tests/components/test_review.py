@@ -30,6 +30,7 @@ def reviewed(pair_folder, params, tmp_path, mlflow_store):
     cfg = params.evaluate.model_copy(update={  # affine stand-ins: no pooling variant, and curves fit them too
         "compare_pooling": False, "gate": params.evaluate.gate.model_copy(update={"min_psnr_gain_over_baseline": -99})})
     run_evaluate(cfg, EvaluatePaths(tmp_path / "lmdb", new["train"], new["export"], tmp_path / "eval"))
+    new["register"].rmdir()  # as `dvc repro` leaves it: DVC removes a stage's outputs before running it
     result = _register(params, new, evaluate=tmp_path / "eval")
     return {"result": result, "eval": tmp_path / "eval", "register": new["register"], "lmdb": tmp_path / "lmdb"}
 
@@ -41,7 +42,7 @@ def test_register_attaches_a_review_against_the_champion_linked_from_the_version
         assert row["challenger_psnr"] > row["champion_psnr"] + 3
         assert row["challenger_ciede2000"] < row["champion_ciede2000"] and row["difference"] > 1
     assert reviewed["result"]["review"] == "review/review-v2-vs-v1.html"
-    client, name = MlflowClient(), params.register_.model_name
+    client, name = MlflowClient(), params.registry.model_name
     mv = client.get_model_version(name, "2")
     assert "review/review-v2-vs-v1.html" in mv.description and f"/runs/{mv.run_id}/artifacts/" in mv.description
     assert [a.path for a in client.list_artifacts(mv.run_id, "review")] == ["review/review-v2-vs-v1.html"]

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import tool_env
+from tests.conftest import mlflow_server, tool_env
 from tests.pipeline.conftest import dvc, registry, set_param
-from tests.serving.conftest import free_port, start_server
+from tests.serving.conftest import start_server
 
 pytestmark = pytest.mark.slow
 POLL_SECONDS = 2
@@ -74,28 +74,9 @@ def cli_promote(project, version: str) -> None:
     assert r.returncode == 0 and f"champion is now version {version}" in r.stdout, r.stderr
 
 
-@contextmanager
 def mlflow_ui(project):
     """The real MLflow server on the project's store, started as ``make mlflow-ui`` does."""
-    port, state = free_port(), project / ".brighthouse"
-    proc = subprocess.Popen(
-        ["mlflow", "server", "--workers", "1", "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-         "--default-artifact-root", str(state / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port)],
-        env=tool_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return mlflow_server(project / ".brighthouse")
 
 
 def ui_promote(ui_url: str, version: str) -> None:

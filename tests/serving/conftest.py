@@ -1,7 +1,6 @@
 """A real uvicorn server on a loopback port, over a private MLflow store holding affine models."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -12,13 +11,7 @@ import yaml
 from mlflow import MlflowClient
 
 from components.register import RegisterPaths, run_register
-from tests.conftest import REPO, fake_stage_outputs, tool_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import REPO, fake_stage_outputs, free_port, tool_env
 
 
 def register_affine(params, root: Path, scale: float, offset: float, inference: dict | None = None) -> str:
@@ -49,17 +42,20 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise TimeoutError(f"{url} not ready in {timeout} s")
 
 
-def start_server(tmp_path: Path, state: Path | None = None, **serve: object):
-    """``brighthouse serve`` on a free loopback port with these ``serve`` overrides, on the
-    MLflow store under ``state`` (default: the test's private one)."""
+def start_server(tmp_path: Path, state: Path | None = None, bin_dir: Path | None = None,
+                 env: dict[str, str] | None = None, **serve: object):
+    """``brighthouse serve`` (from ``bin_dir``, default this venv) on a free loopback port with
+    these ``serve`` overrides, on the MLflow store under ``state`` (default: the test's private
+    one) unless ``env`` names another (``MLFLOW_TRACKING_URI``)."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["serve"].update({"poll_seconds": 1, "max_upload_mb": 1, "max_megapixels": 2, **serve})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     port = free_port()
     state = state or tmp_path / "state"
     proc = subprocess.Popen(
-        ["brighthouse", "serve", "--params", str(tmp_path / "params.yaml"), "--port", str(port)],
-        cwd=tmp_path, env=tool_env(BRIGHTHOUSE_HOME=str(state)),
+        [str(bin_dir / "brighthouse") if bin_dir else "brighthouse", "serve", "--params",
+         str(tmp_path / "params.yaml"), "--port", str(port)],
+        cwd=tmp_path, env=tool_env(BRIGHTHOUSE_HOME=str(state), **(env or {})),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -1,5 +1,4 @@
 """The try-it page (``GET /``) in headless Chromium, against the real server on loopback."""
-import io
 
 import numpy as np
 from PIL import Image
