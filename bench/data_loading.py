@@ -22,8 +22,8 @@ import cv2
 from PIL import Image
 
 from components.config import load_params
+from components.data.pairs import find_pairs
 from components.lmdb import write_split
-from components.pairs import find_pairs
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-inputs"
 

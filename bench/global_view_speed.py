@@ -32,8 +32,8 @@ WIDTH32 = {"width": 32, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12, "dec
 def export_width32(path: Path) -> None:
     import torch
 
-    from components.curves_nafnet import CurvesNAFNet
     from components.export import export_onnx
+    from components.model.curves_nafnet import CurvesNAFNet
 
     torch.manual_seed(0)
     curves = [list(np.linspace(0, 1, 256) ** 0.8)] * 3
@@ -87,8 +87,8 @@ def time_http(server, body: bytes, repeats: int) -> tuple[float, float]:
 
 
 def time_transfer(photo: np.ndarray, working_size: int, repeats: int) -> float:
-    from components.imageio import working_copy
-    from components.transfer import transfer_edit
+    from components.data.imageio import working_copy
+    from components.inference.transfer import transfer_edit
 
     small = working_copy(photo, working_size).astype(np.float32) / 255
     edited = np.clip(small ** 0.8, 0, 1)
@@ -107,8 +107,8 @@ def time_transfer_in_onnx(photo: np.ndarray, working_size: int, repeats: int) ->
     import torch
     import torch.nn.functional as F
 
-    from components.imageio import working_copy
-    from components.transfer import fit_local_affine
+    from components.data.imageio import working_copy
+    from components.inference.transfer import fit_local_affine
 
     class Apply(torch.nn.Module):
         def forward(self, image, coef):
@@ -141,7 +141,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-tiled", action="store_true")
     args = ap.parse_args()
-    from components.imageio import load_rgb
+    from components.data.imageio import load_rgb
 
     path = sorted(REAL.glob("*.jpg"))[0]
     photo, body = load_rgb(path), path.read_bytes()

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.export import ort_session
-from components.imageio import load_rgb
-from components.model_io import load_model, torch_runner
-from components.tiling import enhance_tiled
+from components.data.imageio import load_rgb
+from components.inference.onnx_session import ort_session
+from components.inference.tiling import enhance_tiled
+from components.model.model_io import load_model, torch_runner
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-inputs"
 

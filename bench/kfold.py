@@ -48,7 +48,8 @@ def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path,
 
 def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
     from components.evaluate import evaluate_model, fit_baseline, served_spec
-    from components.export import ExportPaths, ort_runner, run_export
+    from components.export import ExportPaths, run_export
+    from components.inference.onnx_session import ort_runner
     from components.train import TrainPaths, run_train
 
     start = time.perf_counter()
@@ -88,7 +89,7 @@ def main() -> None:
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="[SECTION.]KEY=VALUE")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from components.pairs import find_pairs
+    from components.data.pairs import find_pairs
 
     params = load_params(args.overrides)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,12 +1,12 @@
 """What the challenger-vs-champion review adds to evaluate, per full-resolution val pair, and
 how heavy the page is.
 
-The review collector (``components/review.py``) sees two outputs per pair that evaluate has
+The review collector (``components/evaluation/review.py``) sees two outputs per pair that evaluate has
 already computed; its own work is the champion's full-resolution CIEDE2000, four previews,
 the difference map and heatmap, and the crops. This times it on the real listing photos in
 ../shared/real-inputs (about 3300x2200), with two different tone edits standing in for the
 two versions (the collector's cost does not depend on the model), then renders the page
-(``components/review_page.py``) for them and reports its size.
+(``components/evaluation/review_page.py``) for them and reports its size.
 
     .venv/bin/python bench/review_cost.py
 """
@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from components.config import ReviewConfig
-    from components.imageio import load_rgb
-    from components.review import ReviewCollector
-    from components.review_page import write_review_page
+    from components.data.imageio import load_rgb
+    from components.evaluation.review import ReviewCollector
+    from components.evaluation.review_page import write_review_page
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=12, help="evaluate.review.photos")

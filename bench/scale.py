@@ -75,7 +75,7 @@ def synthesise(n: int, data: Path, max_hash_distance: int) -> int:
     """Writes ``scale_<i>_src.jpg`` / ``_tar.jpg``, skipping any view whose target the
     duplicate check would call a near-duplicate of an earlier one; returns the JPEG bytes."""
     sys.path.insert(0, str(REPO))
-    from components.pair_checks import dhash
+    from components.data.pair_checks import dhash
 
     photos = [cv2.imread(str(p))[..., ::-1] for p in sorted(INPUTS.glob("*.jpg"))]
     data.mkdir(parents=True, exist_ok=True)

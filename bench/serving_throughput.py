@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from components.config import load_params
-from components.imageio import encode, load_rgb
-from components.model_store import alias_version, fetch
+from components.data.imageio import encode, load_rgb
+from components.registry.model_store import alias_version, fetch
 from serving.engine import PREFERENCE, RUNTIME_NAMES, Engine
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-inputs"

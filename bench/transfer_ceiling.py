@@ -1,5 +1,5 @@
 """How much a perfect working-size edit loses on its way to full resolution through the
-transfer (components/transfer.py): the target shrunk to the working size, carried back by the
+transfer (components/inference/transfer.py): the target shrunk to the working size, carried back by the
 transfer applied to the full-resolution input, scored against the full-resolution target.
 
     .venv/bin/python bench/transfer_ceiling.py --set fivek_expertC --sizes 256 384 --radii 4 8 16 --eps 1e-4 1e-3 1e-2
@@ -17,9 +17,9 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
-    from components.imageio import load_rgb, working_copy
-    from components.metrics import psnr
-    from components.transfer import transfer_edit
+    from components.data.imageio import load_rgb, working_copy
+    from components.evaluation.metrics import psnr
+    from components.inference.transfer import transfer_edit
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="fivek_expertC")

@@ -17,8 +17,8 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read
 def data_validate(folder: Path, params: Path = PARAMS,
                   report: Path | None = typer.Option(None, help="write the JSON report here (and HTML beside it)")) -> None:
     """Check every pair in FOLDER: files, pixel formats, orientation, sizes, alignment, duplicates."""
+    from components.data.pair_suite import format_failures, validate_folder, write_reports
     from components.stage import StageFailed
-    from components.validate import format_failures, validate_folder, write_reports
 
     try:
         result = validate_folder(folder, load_params(params).validate_, confined=True)  # as `data add` reads it
@@ -44,11 +44,11 @@ def data_add(
     params: Path = PARAMS,
 ) -> None:
     """Copy the good pairs of a delivery into the dataset and make a new data version."""
-    from components.data_version import version_data, version_owed
-    from components.ingest import IngestError, ingest, remove_ingested
+    from components.data.data_version import version_data, version_owed
+    from components.data.ingest import IngestError, ingest, remove_ingested
+    from components.data.pair_suite import format_failures
+    from components.registry.tracking import state_dir
     from components.stage import StageFailed
-    from components.tracking import state_dir
-    from components.validate import format_failures
 
     state, say = state_dir(), (lambda msg: typer.echo(msg, err=True))
     owed_before = version_owed(state)
@@ -78,7 +78,7 @@ def data_deliver(
     name: str | None = typer.Option(None, help="delivery name (default: the folder's name)"),
 ) -> None:
     """Drop FOLDER into the inbox as one complete delivery: Airflow's retrain DAG takes it from there."""
-    from components.deliveries import deliver
+    from components.data.deliveries import deliver
 
     try:
         target = deliver(folder, inbox, name)
@@ -91,7 +91,7 @@ def data_deliver(
 @data_app.command("make-sample")
 def data_make_sample(out: Path) -> None:
     """Rebuild the bundled sample pairs (already tracked in data.dvc) into OUT."""
-    from components.sample_data import build_sample
+    from components.data.sample_data import build_sample
 
     typer.echo(f"wrote {len(build_sample(out))} pairs to {out}")
 
@@ -100,7 +100,7 @@ def data_make_sample(out: Path) -> None:
 def enhance(path: Path, out: Path = typer.Option(..., "--out", help="folder for results"),
             params: Path = PARAMS) -> None:
     """Enhance a photo or a folder of photos with the serving model (champion)."""
-    from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable
+    from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable
     from serving.local import enhance_paths
 
     try:
@@ -137,7 +137,7 @@ def serve(params: Path = PARAMS, host: str | None = None, port: int | None = Non
 @app.command()
 def promote(version: str, params: Path = PARAMS) -> None:
     """Make VERSION the champion (refused if it did not pass the gate)."""
-    from components.registry import promote as do_promote
+    from components.registry.versions import promote as do_promote
 
     registry = load_params(params).registry
     name = registry.model_name
@@ -155,10 +155,10 @@ def review(version: str, against: str | None = typer.Option(None, help="the vers
            out: Path | None = typer.Option(None, help="the page to write (default: review-vVERSION-vs-vAGAINST.html)"),
            params: Path = PARAMS) -> None:
     """Write the challenger-vs-champion review page for VERSION against another version."""
-    from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version
-    from components.registry import version_info
-    from components.review import compare_versions
-    from components.review_page import write_review_page
+    from components.evaluation.review import compare_versions
+    from components.evaluation.review_page import write_review_page
+    from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version
+    from components.registry.versions import version_info
 
     cfg = load_params(params)
     name = cfg.registry.model_name
@@ -182,7 +182,7 @@ def models(params: Path = PARAMS) -> None:
     """List registered versions with their aliases and validation metrics."""
     from mlflow.exceptions import MlflowException
 
-    from components.registry import list_versions
+    from components.registry.versions import list_versions
 
     name = load_params(params).registry.model_name
     try:

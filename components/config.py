@@ -52,7 +52,7 @@ class TilingConfig(_Section):
 
 
 class TransferConfig(_Section):
-    """How ``global_view`` carries the working-size edit to full resolution (components/transfer.py)."""
+    """How ``global_view`` carries the working-size edit to full resolution (components/inference/transfer.py)."""
     radius: int = Field(8, ge=0)         # local fit window radius, in working-size pixels
     eps: float = Field(1e-3, gt=0)       # ridge: larger keeps the edit closer to the photo's global colour change
     strip_rows: int = Field(256, gt=0)   # full-resolution rows per step: bounds memory, not the result
@@ -60,7 +60,7 @@ class TransferConfig(_Section):
 
 class InferenceSpec(_Section):
     """How a model turns a full-resolution photo into its edit: recorded with every model
-    version, and the only input evaluation and serving take (components/inference.py)."""
+    version, and the only input evaluation and serving take (components/inference/modes.py)."""
     mode: Literal["tiled", "global_view"] = "tiled"
     tiling: TilingConfig = TilingConfig()
     working_size: int = Field(512, gt=0)  # global_view: long side of the copy the network sees
@@ -74,7 +74,7 @@ class InferenceSpec(_Section):
 
 class TrainConfig(_Section):
     arch: ArchConfig = ArchConfig()
-    mode: Literal["tiled", "global_view"] = "tiled"  # how the model sees a photo (components/inference.py)
+    mode: Literal["tiled", "global_view"] = "tiled"  # how the model sees a photo (components/inference/modes.py)
     working_size: int = Field(512, gt=0)             # global_view: long side the network sees when serving
     tone_prior: bool = False                         # NAFNet on top of tone curves fitted on the train pairs
     min_crop: float = Field(0.7, gt=0, le=1)         # global_view: smallest crop side (fraction) of a photo
@@ -91,7 +91,7 @@ class TrainConfig(_Section):
     log_every: int = Field(25, gt=0)
     ema_decay: float = Field(0.0, ge=0, lt=1)        # 0 = off; e.g. 0.999 keeps an EMA copy to export
     grad_clip: float = Field(0.0, ge=0)              # max gradient norm; 0 = off
-    colour_weight: float = Field(0.0, ge=0)          # ChromaLoss weight (components/losses.py)
+    colour_weight: float = Field(0.0, ge=0)          # ChromaLoss weight (components/model/losses.py)
     perceptual_weight: float = Field(0.0, ge=0)      # VGG19 perceptual loss; needs its weights cached
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = True                       # CUDA only: faster convolutions on tensor cores
@@ -139,7 +139,7 @@ class RegistryConfig(_Section):
 
 
 class ReviewConfig(_Section):
-    """The challenger-vs-champion review page (``components/review.py``)."""
+    """The challenger-vs-champion review page (``components/evaluation/review.py``)."""
     photos: int = Field(12, ge=0)          # val photos shown in full, those the new model changed most
     preview_side: int = Field(1024, ge=64)  # px, long side of the page's images
     crop_side: int = Field(512, ge=32)      # px, full-resolution crop where the two versions differ most

@@ -3,8 +3,8 @@
 The exported ONNX runs in onnxruntime through ``inference.enhance`` in the model's mode
 (``tiled``, or ``global_view`` with its transfer), exactly as serving runs it. Per image: PSNR, SSIM, CIEDE2000 (mean, p95), LPIPS when its weights are here; the same
 split is scored for the identity baseline (input as output), for global tone curves fitted on
-the training pairs (``components/baseline.py``) and for the current ``champion``, all in one
-streaming pass over the split (``components/scoring.py``): memory does not grow with it. The gate
+the training pairs (``components/model/baseline.py``) and for the current ``champion``, all in one
+streaming pass over the split (``components/evaluation/scoring.py``): memory does not grow with it. The gate
 (params.yaml) wants floors met, both baselines beaten and no regression against the champion.
 metrics.json and report.html are written either way; then a failing model stops the pipeline.
 With a champion, the same pass also gathers the challenger-vs-champion review (``review.json``).
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from components.baseline import fit_tone_curves
 from components.config import EvaluateConfig, GateConfig, InferenceSpec, RegistryConfig
-from components.inference import spec_from_metadata
-from components.lmdb import iter_lmdb
-from components.review import REVIEW_DATA, ReviewCollector
-from components.scoring import PairObserver, Runner, score_split, summarize, val_pairs
+from components.data.lmdb_read import iter_lmdb
+from components.evaluation.review import REVIEW_DATA, ReviewCollector
+from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
+from components.inference.modes import spec_from_metadata
+from components.inference.tiling import BatchFn
+from components.model.baseline import fit_tone_curves
+from components.registry.tracking import file_md5
 from components.stage import StageFailed, run_stage, write_json
-from components.tiling import BatchFn
-from components.tracking import file_md5
 
 log = logging.getLogger(__name__)
 TIMINGS = ("seconds_per_mp",)  # measured, so different on every run
@@ -88,8 +88,8 @@ def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, curv
 
 def champion_runner(registry: RegistryConfig) -> tuple[Runner | None, dict]:
     """The current champion as served (its own ONNX, mode and tiling), or None before the first."""
-    from components.export import ort_runner
-    from components.model_store import NoModelError, alias_version, fetch
+    from components.inference.onnx_session import ort_runner
+    from components.registry.model_store import NoModelError, alias_version, fetch
     name, alias = registry.model_name, registry.champion_alias
     try:
         ref = fetch(name, alias, alias_version(name, alias))
@@ -103,8 +103,8 @@ def champion_runner(registry: RegistryConfig) -> tuple[Runner | None, dict]:
 def variant_runners(cfg: EvaluateConfig, paths: EvaluatePaths, spec: InferenceSpec) -> tuple[list[Runner], dict]:
     """Measured, not gated: the same weights with the other channel-attention pooling (TLC's
     effect, in PyTorch), and the FP16 ONNX (its loss decides whether it ships)."""
-    from components.export import ort_runner
-    from components.model_io import load_model, torch_runner
+    from components.inference.onnx_session import ort_runner
+    from components.model.model_io import load_model, torch_runner
 
     export = json.loads((paths.export / "export.json").read_text())
     runners, info = [], {}
@@ -170,10 +170,10 @@ def write_review_data(review: ReviewCollector | None, champion_version: str | No
 
 
 def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
-    from components.eval_report import write_report
-    from components.export import ort_runner
-    from components.perceptual import lpips_scorer
-    from components.tracking import training_run, use_tracking
+    from components.evaluation.eval_report import write_report
+    from components.evaluation.perceptual import lpips_scorer
+    from components.inference.onnx_session import ort_runner
+    from components.registry.tracking import training_run, use_tracking
 
     use_tracking()
     run_id = training_run(paths.train)

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from components.config import ExportConfig
-from components.lmdb import iter_lmdb
-from components.model_io import checkpoint_view, load_model, torch_runner, tlc_window
+from components.data.lmdb_read import iter_lmdb
+from components.inference.onnx_session import ort_runner, ort_session
+from components.model.model_io import checkpoint_view, load_model, tlc_window, torch_runner
 from components.stage import StageFailed, run_stage, write_json
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -65,21 +66,6 @@ def portable_stack_traces(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def ort_session(path: Path, providers: list[str] | None = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
-
-
-def ort_runner(onnx_path: Path):
-    """A ``tiling.BatchFn`` over an ONNX model in onnxruntime (CPU), as serving runs it."""
-    session = ort_session(onnx_path)
-    name = session.get_inputs()[0].name
-    return lambda batch: session.run(None, {name: batch.astype(np.float32)})[0]
-
-
 def check_inputs(lmdb_dir: Path, size: int) -> dict[str, np.ndarray]:
     """A random batch and a real val crop, both with odd sizes to exercise padding."""
     rng = np.random.default_rng(0)
@@ -107,7 +93,7 @@ def composite_diff(model: torch.nn.Module, onnx_path: Path, lmdb_dir: Path, view
     """Max |onnxruntime - PyTorch| of the whole served composite (network at working size, then
     the transfer) on the first val photo at full resolution: what the gate scores and serving sends."""
     from components.config import InferenceSpec
-    from components.inference import enhance
+    from components.inference.modes import enhance
 
     spec = InferenceSpec(**view)
     photo = next(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"))[1]

@@ -6,7 +6,7 @@ Each LMDB folder holds ``data.mdb`` and ``meta_info.txt`` with lines ``<key>.png
 share their keys, so BasicSR's ``PairedImageDataset`` with ``io_backend: lmdb`` reads them
 unchanged.
 
-Training pairs are stored twice, once per inference mode (components/inference.py):
+Training pairs are stored twice, once per inference mode (components/inference/modes.py):
 - ``train/``: full-resolution sub-images (``lmdb.crop_size`` every ``step`` px, as BasicSR's
   sub-image extraction does; a step under the crop size overlaps them), for ``tiled`` models, so a training step decodes a few hundred
   pixels square instead of a whole 7-megapixel photo;
@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from components.config import LmdbConfig
-from components.imageio import decode_image, working_copy
-from components.pairs import Pair, find_pairs
+from components.data.imageio import decode_image, working_copy
+from components.data.pairs import Pair, find_pairs
 from components.stage import StageFailed, run_stage, write_json
 
 MAP_SIZE = 1 << 40  # virtual reservation only; LMDB files grow to what is written
@@ -161,33 +161,6 @@ def write_split(pairs: list[Pair], out: Path, cfg: LmdbConfig, layout: str) -> i
             writer.write(records)
     writer.close()
     return len(writer.meta)
-
-
-def iter_lmdb(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """(key, RGB float32 in [0, 1]) for each image of a BasicSR LMDB, one at a time."""
-    keys = [line.split(".")[0] for line in (path / "meta_info.txt").read_text().splitlines()]
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    try:
-        with env.begin() as txn:
-            for key in keys:
-                buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
-                yield key, cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
-    finally:
-        env.close()
-
-
-def read_lmdb(path: Path) -> dict[str, np.ndarray]:
-    """All images of a BasicSR LMDB as RGB float32 in [0, 1], keyed as in meta_info.txt."""
-    return dict(iter_lmdb(path))
-
-
-def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
-    """Key -> (h, w, c) from an LMDB's meta_info.txt, without opening the database."""
-    shapes = {}
-    for line in (path / "meta_info.txt").read_text().splitlines():
-        name, shape, _ = line.split(" ")
-        shapes[name.split(".")[0]] = tuple(int(v) for v in shape.strip("()").split(","))
-    return shapes
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, min_train_share: float = 0.7) -> dict[str, list[Pair]]:

@@ -21,11 +21,11 @@ from pathlib import Path
 import yaml
 
 from components.config import InferenceSpec, RegisterConfig
-from components.review import REVIEW_DATA
+from components.evaluation.review import REVIEW_DATA
+from components.inference.tensorrt_engine import build_engine, unavailable_reason
+from components.registry.tracking import client as tracking_client
+from components.registry.tracking import file_md5, training_run, use_tracking
 from components.stage import StageFailed, run_stage, write_json
-from components.tensorrt_engine import build_engine, unavailable_reason
-from components.tracking import client as tracking_client
-from components.tracking import file_md5, training_run, use_tracking
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
     (its artifacts, and its run's, where the UI opens it in one click from the version's
     description) and copied to ``<out>/review.html``; the artifact path, or None."""
 
-    from components.registry import version_info
-    from components.review_page import write_review_page
+    from components.evaluation.review_page import write_review_page
+    from components.registry.versions import version_info
 
     source = paths.evaluate / REVIEW_DATA
     data = json.loads(source.read_text()) if source.is_file() else None

@@ -4,7 +4,7 @@ Writes ``model.pth`` (weights + architecture), the resolved BasicSR options besi
 ``run.json`` with the MLflow run id that evaluate and register add to. On one machine the weights
 are byte-identical run to run, so DVC tracks those two files only: the run id and timings are
 facts of this MLflow store, not of the model (run.json names the model's md5 to be checked
-against; components/tracking.py). dvc.yaml launches it
+against; components/registry/tracking.py). dvc.yaml launches it
 with torchrun (``train.nproc_per_node`` processes, DDP); every ``train.checkpoint_every``
 iterations a resumable state goes to ``$BRIGHTHOUSE_HOME/train-states/``, keyed by options
 and data, so a re-run after a crash (or an Airflow retry) continues where it stopped.
@@ -16,15 +16,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import basicsr_adapter
+from components.model import basicsr_adapter
 from components.config import TrainConfig
-from components.model_io import save_checkpoint
-from components.lmdb import lmdb_shapes
-from components.distributed import Ranks, init_distributed, shutdown
+from components.data.lmdb_read import lmdb_shapes
+from components.model.distributed import Ranks, init_distributed, shutdown
+from components.model.model_io import save_checkpoint
+from components.model.train_monitor import progress_line, validation_hook
+from components.model.train_state import fingerprint, load_state, save_atomic
+from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment, state_dir, use_tracking
 from components.stage import StageFailed, run_stage, write_json
-from components.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment, state_dir, use_tracking
-from components.train_monitor import progress_line, validation_hook
-from components.train_state import fingerprint, load_state, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
 
 def fitted_curves(lmdb_dir: Path, mode: str) -> list:
     """The tone-curve baseline on this mode's training pairs, as the model's first layer."""
-    from components.baseline import fit_tone_curves
-    from components.lmdb import iter_lmdb
+    from components.data.lmdb_read import iter_lmdb
+    from components.model.baseline import fit_tone_curves
 
     split = lmdb_dir / ("train_whole" if mode == "global_view" else "train")
     pairs = zip((img for _, img in iter_lmdb(split / "lq.lmdb")), (img for _, img in iter_lmdb(split / "gt.lmdb")))

@@ -1,7 +1,7 @@
 """Weekly: re-evaluate the current champion on the latest validation split and record drift.
 
 ``champion`` ends the run cleanly when none is registered yet; ``lmdb`` brings the split up to date (``dvc repro lmdb``, validate included); the check scores
-the registered ONNX with its recorded tiling (``components/monitor.py``). DVC holds a repo
+the registered ONNX with its recorded tiling (``components/registry/monitor.py``). DVC holds a repo
 lock, so if a retraining run is busy the first task waits through its retries.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from airflow.sdk import chain, dag, task
 def champion() -> bool:
     """Nothing to check before the first model is registered: end the run cleanly."""
     from components.config import load_params
-    from components.model_store import NoModelError, alias_version
     from components.pipeline import enter_project
+    from components.registry.model_store import NoModelError, alias_version
 
     enter_project()
     try:
@@ -39,9 +39,9 @@ def champion_check() -> dict:
     from pathlib import Path
 
     from components.config import load_params
-    from components.monitor import reevaluate_champion
     from components.pipeline import enter_project
-    from components.tracking import state_dir
+    from components.registry.monitor import reevaluate_champion
+    from components.registry.tracking import state_dir
 
     enter_project()
     out = state_dir() / "monitoring" / f"{datetime.now():%Y%m%dT%H%M%S}.json"

@@ -4,7 +4,7 @@ Event-driven through an Airflow 3 asset watcher: ``FileDeleteTrigger`` on ``INBO
 fires once the marker exists and deletes it, so every delivery's marker starts one run. A
 watcher rather than a sensor: the triggerer polls for every DAG in one async loop, no worker
 slot sits waiting, and a marker written last means half-copied folders are never read (each
-delivery also carries its own ``DELIVERY_COMPLETE``: see ``components/deliveries.py``).
+delivery also carries its own ``DELIVERY_COMPLETE``: see ``components/data/deliveries.py``).
 
 Tasks call the same component functions and ``dvc repro <stage>`` users run; the DAG holds no
 pipeline logic. ``max_active_runs=1`` queues deliveries; DVC skips finished stages and the
@@ -22,7 +22,7 @@ from airflow.providers.standard.triggers.file import FileDeleteTrigger
 from airflow.sdk import Asset, AssetWatcher, chain, dag, task
 
 STAGES = ("validate", "lmdb", "train", "export", "evaluate", "register")
-READY = "READY"            # = components.deliveries.READY (not imported: parse stays light)
+READY = "READY"            # = components.data.deliveries.READY (not imported: parse stays light)
 TRAIN_POOL = "gpu"         # one training at a time on the GPU, whichever DAG asks
 BRANCH_ENV = "BRIGHTHOUSE_GIT_BRANCH"
 log = logging.getLogger(__name__)
@@ -53,10 +53,10 @@ def ingest() -> bool:
     """Take in every complete delivery; False (skip the rest, run ends green) when none
     brought a usable pair. The per-delivery reports are named in the log."""
     from components.config import load_params
-    from components.data_version import version_owed
-    from components.deliveries import ingest_deliveries
+    from components.data.data_version import version_owed
+    from components.data.deliveries import ingest_deliveries
     from components.pipeline import enter_project, inbox_dir
-    from components.tracking import state_dir
+    from components.registry.tracking import state_dir
 
     enter_project()
     result = ingest_deliveries(inbox_dir(), Path("data"), load_params("params.yaml").validate_, state_dir())
@@ -72,9 +72,9 @@ def ingest() -> bool:
 @task(**BACKOFF)
 def version() -> str:
     """``dvc add data`` (+ ``dvc push`` to the default remote): the new data version."""
-    from components.data_version import version_data
+    from components.data.data_version import version_data
     from components.pipeline import enter_project
-    from components.tracking import state_dir
+    from components.registry.tracking import state_dir
 
     return version_data(Path("data"), enter_project(), state_dir())
 
@@ -90,13 +90,13 @@ def summary(registered: dict) -> dict:
     """Challenger vs champion, logged and tagged in MLflow; optionally committed to a branch."""
     from components.config import load_params
     from components.pipeline import enter_project
-    from components.registry import challenger_summary
+    from components.registry.versions import challenger_summary
 
     project = enter_project()
     result = challenger_summary(load_params("params.yaml").registry, registered["version"])
     branch = os.environ.get(BRANCH_ENV)
     if branch:
-        from components.git_branch import commit_to_branch, is_git_checkout
+        from components.registry.git_branch import commit_to_branch, is_git_checkout
 
         if is_git_checkout(project):
             message = f"retrain: {registered['model_name']} version {registered['version']}"

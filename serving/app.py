@@ -21,7 +21,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from components.config import ServeConfig
-from components.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version, fetch
+from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version, fetch
 from serving.engine import Engine
 from serving.metrics import ServingMetrics
 from serving.uploads import ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from components.model_store import ModelRef
-from components.tensorrt_engine import current_engine_key, seed_cache, session_providers, unavailable_reason
-from components.inference import enhance, spec_from_metadata
-from components.tiling import to_uint8
+from components.inference.modes import enhance, spec_from_metadata
+from components.inference.tensorrt_engine import current_engine_key, seed_cache, session_providers, unavailable_reason
+from components.inference.tiling import to_uint8
+from components.registry.model_store import ModelRef
 from serving.batcher import TileBatcher
 
 log = logging.getLogger(__name__)
 # Best first. TensorRT runs an FP16 engine built for the serving tile shapes (see
-# components/tensorrt_engine.py); it needs the `tensorrt` extra and onnxruntime-gpu.
+# components/inference/tensorrt_engine.py); it needs the `tensorrt` extra and onnxruntime-gpu.
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 RUNTIME_NAMES = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "onnxruntime-cuda",
                  "CPUExecutionProvider": "onnxruntime-cpu"}

@@ -3,7 +3,7 @@
 Output names: a JPEG or PNG keeps its own file name (``room.JPEG`` and ``room.jpg`` stay
 apart), a HEIC/HEIF photo is written as JPEG with ``.jpg`` added (``room.heic.jpg``), any other
 format as PNG with ``.png`` added (``room.webp.png``), so two inputs never share an output.
-Pixels are sRGB and tagged so (``components/colour.py``). The output folder may not be the input folder or inside it.
+Pixels are sRGB and tagged so (``components/data/colour.py``). The output folder may not be the input folder or inside it.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from components.config import ServeConfig
-from components.imageio import ImageError, encode, read_image
-from components.model_store import alias_version, fetch
-from components.pairs import IMAGE_EXTS
+from components.data.imageio import ImageError, encode, read_image
+from components.data.pairs import IMAGE_EXTS
+from components.registry.model_store import alias_version, fetch
 from serving.engine import Engine
 
 KEEPS_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}

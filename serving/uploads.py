@@ -16,7 +16,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from components.config import ServeConfig
-from components.imageio import Decoded, ImageError, ImageTooLargeError, decode_image, encode
+from components.data.imageio import Decoded, ImageError, ImageTooLargeError, decode_image, encode
 from serving.metrics import ServingMetrics
 
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}

@@ -96,7 +96,7 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A private sqlite MLflow store (and artifact folder) for one test."""
     monkeypatch.setenv("BRIGHTHOUSE_HOME", str(tmp_path / "state"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from components.tracking import use_tracking
+    from components.registry.tracking import use_tracking
 
     return use_tracking()
 
@@ -142,7 +142,8 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     import json
 
     import mlflow
-    from components.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
+
+    from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
 
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register")}
     for d in dirs.values():
@@ -165,8 +166,8 @@ def lmdb_paths(folder: Path, out: Path, accepted: list[str] | None = None):
     """LmdbPaths for ``folder`` with a validation report accepting ``accepted`` (default: all)."""
     import json
 
+    from components.data.pairs import find_pairs
     from components.lmdb import LmdbPaths
-    from components.pairs import find_pairs
 
     report = out.parent / f"{out.name}-validate.json"
     report.parent.mkdir(parents=True, exist_ok=True)

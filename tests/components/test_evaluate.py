@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from components.baseline import apply_tone_curves, fit_tone_curves
 from components.config import GateConfig
 from components.evaluate import EvaluatePaths, apply_gate, evaluate_model, fit_baseline, run_evaluate
+from components.evaluation.metrics import ciede2000
 from components.lmdb import run_lmdb
-from components.metrics import ciede2000
+from components.model.baseline import apply_tone_curves, fit_tone_curves
 from components.stage import StageFailed
 from tests.conftest import fake_stage_outputs, lmdb_paths, make_affine_onnx
 
@@ -70,7 +70,7 @@ def test_lpips_is_unavailable_not_zero_without_weights_and_real_with_them(tmp_pa
     import torch
     import torchvision
 
-    from components.perceptual import ALEXNET_FILE, lpips_scorer
+    from components.evaluation.perceptual import ALEXNET_FILE, lpips_scorer
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     score, why = lpips_scorer()

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from components.export import compare, export_onnx, ort_session
-from components.curves_nafnet import CurvesNAFNet
-from components.nafnet_arch import NAFNet, use_local_pooling
+from components.export import compare, export_onnx
+from components.inference.onnx_session import ort_session
+from components.model.curves_nafnet import CurvesNAFNet
+from components.model.nafnet_arch import NAFNet, use_local_pooling
 
 ARCH = {"width": 8, "enc_blk_nums": (1, 1), "middle_blk_num": 1, "dec_blk_nums": (1, 1)}
 
@@ -62,9 +63,9 @@ def test_fp16_variant_keeps_float32_io_and_stays_close(exported):
 def test_the_served_global_view_composite_matches_pytorch(tmp_path):
     """Network at working size, then the transfer to full resolution: onnxruntime vs PyTorch."""
     from components.config import InferenceSpec
-    from components.export import ort_runner
-    from components.inference import enhance
-    from components.model_io import torch_runner
+    from components.inference.modes import enhance
+    from components.inference.onnx_session import ort_runner
+    from components.model.model_io import torch_runner
 
     torch.manual_seed(1)
     model = CurvesNAFNet(s_curves(), **ARCH).eval()
@@ -80,7 +81,7 @@ def test_the_served_global_view_composite_matches_pytorch(tmp_path):
 
 def test_untrained_curves_model_is_exactly_its_curves():
     """The residual starts at zero: before training, the model is the tone-curve baseline."""
-    from components.baseline import apply_tone_curves
+    from components.model.baseline import apply_tone_curves
 
     model = CurvesNAFNet(s_curves(), **ARCH).eval()
     levels = np.arange(256, dtype=np.float32) / 255
@@ -102,5 +103,5 @@ def test_the_onnx_names_no_absolute_path_so_every_clone_exports_the_same_bytes(e
 
     model = onnx.load(str(exported[1]))
     traces = [p.value for n in model.graph.node for p in n.metadata_props if p.key == "pkg.torch.onnx.stack_trace"]
-    assert traces and any("components/nafnet_arch.py" in t for t in traces)  # still says where each node came from
+    assert traces and any("components/model/nafnet_arch.py" in t for t in traces)  # still says where each node came from
     assert not any(str(PROJECT) in t or sys.prefix in t for t in traces)

@@ -3,9 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.lmdb import crop_starts, read_lmdb, run_lmdb, split_of, split_pairs
-from components.pairs import Pair
-from components.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
+from components.data.lmdb_read import read_lmdb
+from components.data.pairs import Pair
+from components.lmdb import crop_starts, run_lmdb, split_of, split_pairs
+from components.model.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import lmdb_paths, write_pair
 
 
@@ -177,7 +178,7 @@ def test_whole_photos_keep_their_own_bytes_unless_opencv_would_decode_them_diffe
     of the accepted pixels. Either way, readers get exactly what validation accepted."""
     from PIL import Image
 
-    from components.imageio import load_rgb
+    from components.data.imageio import load_rgb
     from components.lmdb import pair_records
 
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@ import pytest
 from mlflow import MlflowClient
 
 from components.register import RegisterPaths, run_register
-from components.registry import list_versions, promote
+from components.registry.versions import list_versions, promote
 from components.stage import StageFailed
 from tests.conftest import fake_stage_outputs
 
@@ -72,7 +72,7 @@ def test_a_retried_register_reuses_its_version(params, tmp_path, mlflow_store):
 
 
 def test_challenger_summary_compares_with_the_champion_and_tags_it(params, tmp_path, mlflow_store):
-    from components.registry import challenger_summary
+    from components.registry.versions import challenger_summary
 
     _register(params, tmp_path, "a")
     v2 = _register(params, tmp_path, "b")["version"]
@@ -89,7 +89,7 @@ def test_champion_reevaluation_records_drift(params, tmp_path, mlflow_store, pai
     import json
 
     from components.lmdb import run_lmdb
-    from components.monitor import reevaluate_champion
+    from components.registry.monitor import reevaluate_champion
     from tests.conftest import lmdb_paths
 
     _register(params, tmp_path, "a")  # an ONNX computing x*0.5+0.1, registered with val_psnr 25
@@ -122,7 +122,7 @@ def test_a_version_carries_its_config_and_evaluation_report(params, tmp_path, ml
 def test_the_fp16_variant_ships_only_when_evaluation_found_it_good(params, tmp_path, mlflow_store):
     import json
 
-    from components.model_store import fetch
+    from components.registry.model_store import fetch
 
     refs = {}
     for name, ok in (("good", True), ("lossy", False)):
@@ -139,7 +139,7 @@ def test_the_fp16_variant_ships_only_when_evaluation_found_it_good(params, tmp_p
 
 
 def test_without_tensorrt_the_version_says_why_it_has_no_engine(params, tmp_path, mlflow_store):
-    from components.tensorrt_engine import unavailable_reason
+    from components.inference.tensorrt_engine import unavailable_reason
 
     reason = unavailable_reason()
     if reason is None:
@@ -155,8 +155,8 @@ def test_a_built_engine_ships_with_the_version_under_its_gpu_key(params, tmp_pat
     from pathlib import Path
 
     import components.register as register
-    from components.model_store import fetch
-    from components.tensorrt_engine import engine_files
+    from components.inference.tensorrt_engine import engine_files
+    from components.registry.model_store import fetch
 
     def fake_build(onnx_path, out_dir, tile, batch):
         assert onnx_path.name == "model.onnx" and (tile, batch) == (64, 2)  # the tiling the gate used

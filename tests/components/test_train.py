@@ -5,9 +5,9 @@ import yaml
 
 from components.config import Params
 from components.lmdb import run_lmdb
-from tests.conftest import lmdb_paths
-from components.model_io import load_model
+from components.model.model_io import load_model
 from components.train import TrainPaths, run_train
+from tests.conftest import lmdb_paths
 
 
 def tiny(params: Params) -> Params:
@@ -43,7 +43,7 @@ def test_trains_through_basicsr_and_logs_to_mlflow(pair_folder, params, tmp_path
 def test_the_same_data_and_params_train_byte_identical_weights(pair_folder, params, tmp_path, mlflow_store):
     """DVC records model.pth's md5 in dvc.lock: a fresh clone's `make demo` on this machine must
     reproduce it, or it rewrites a tracked file. The run id differs and stays out of DVC."""
-    from components.tracking import file_md5, training_run
+    from components.registry.tracking import file_md5, training_run
 
     params = tiny(params)
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
@@ -100,7 +100,7 @@ def test_perceptual_loss_without_vgg_weights_fails_before_training(pair_folder, 
 
 
 def test_chroma_loss_sees_colour_casts_not_exposure():
-    from components.losses import ChromaLoss
+    from components.model.losses import ChromaLoss
 
     loss = ChromaLoss()
     grey = torch.rand(2, 1, 16, 16).repeat(1, 3, 1, 1)
@@ -135,8 +135,8 @@ def _weights(path):
 def test_an_interrupted_run_resumes_to_the_same_weights(pair_folder, params, tmp_path, mlflow_store, monkeypatch):
     import pytest
 
-    from components import basicsr_adapter
-    from components.tracking import state_dir
+    from components.model import basicsr_adapter
+    from components.registry.tracking import state_dir
 
     params = tiny(params)
     cfg = params.train.model_copy(update={"iterations": 8, "checkpoint_every": 3, "ema_decay": 0.9})
@@ -162,14 +162,16 @@ def test_an_interrupted_run_resumes_to_the_same_weights(pair_folder, params, tmp
     a, b = _weights(tmp_path / "straight" / "model.pth"), _weights(tmp_path / "interrupted" / "model.pth")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not list((state_dir() / "train-states").glob("*.pth"))  # finished: the state is cleared
-    from mlflow import MlflowClient  # the resumed run continued the interrupted run's MLflow run
+    from mlflow import (
+        MlflowClient,  # the resumed run continued the interrupted run's MLflow run
+    )
 
     runs = MlflowClient().search_runs([MlflowClient().get_run(straight["run_id"]).info.experiment_id])
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
 
 
 def test_starts_from_a_pretrained_checkpoint_whose_head_differs(pair_folder, params, tmp_path, mlflow_store):
-    from components.nafnet_arch import NAFNet
+    from components.model.nafnet_arch import NAFNet
 
     params = tiny(params)
     arch = params.train.arch.model_dump(mode="json")
@@ -200,7 +202,7 @@ def test_a_missing_pretrained_checkpoint_fails_before_training(pair_folder, para
 
 
 def test_global_view_trains_on_whole_photos_over_fitted_curves(pair_folder, params, tmp_path, mlflow_store):
-    from components.model_io import checkpoint_view
+    from components.model.model_io import checkpoint_view
 
     params = tiny(params)
     cfg = params.train.model_copy(update={"mode": "global_view", "tone_prior": True, "working_size": 96,

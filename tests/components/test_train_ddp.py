@@ -13,7 +13,7 @@ from tests.conftest import BIN, REPO, lmdb_paths, tool_env
 def test_two_gloo_ranks_train_one_model_and_agree(pair_folder, params, tmp_path, mlflow_store):
     from mlflow import MlflowClient
 
-    from components.tracking import state_dir
+    from components.registry.tracking import state_dir
 
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     raw = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -4,10 +4,11 @@ import json
 import pytest
 from PIL import Image
 
-from components.imageio import load_rgb
-from components.pair_checks import dhash
+from components.data.imageio import load_rgb
+from components.data.pair_checks import dhash
+from components.data.pair_suite import CHECKS, validate_folder
 from components.stage import StageFailed
-from components.validate import CHECKS, ValidatePaths, main, run_validate, validate_folder
+from components.validate import ValidatePaths, main, run_validate
 from tests.conftest import REPO
 
 
@@ -75,8 +76,8 @@ def test_stage_main_exit_codes(pair_folder, tmp_path, capsys):
 
 
 def test_every_bad_case_of_a_delivery_is_named_with_its_reason(tmp_path, params):
-    from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
     from tests.conftest import write_pair
+    from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
 
     write_pair(tmp_path / "data", "old0", seed=100)
     build_delivery(tmp_path / "inbox", tmp_path / "data" / "old0_tar.png")
@@ -188,7 +189,7 @@ def test_iphone_style_heic_pairs_in_display_p3_pass_even_when_formats_are_refuse
     """HEIC is read wherever JPEG is, and a colour profile is not a pixel-format problem."""
     import numpy as np
 
-    from components.colour import register_heif
+    from components.data.colour import register_heif
     from tests.colour_profiles import display_p3_icc
 
     register_heif()

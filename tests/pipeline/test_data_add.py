@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.components.test_ingest import digest
+from tests.components.data.test_ingest import digest
 from tests.conftest import tool_env
 from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
 

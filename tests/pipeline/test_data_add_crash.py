@@ -57,9 +57,9 @@ def dvc_run(cmd, *a, **k):
         die()
     return real_run(cmd, *a, **k)
 
-import components.validate
+import components.data.pair_suite
 if phase == "validate":
-    components.validate.run_suite = lambda *a, **k: die()
+    components.data.pair_suite.run_suite = lambda *a, **k: die()
 if phase == "staging":
     shutil.copy2 = nth(shutil.copy2, 2)
 if phase == "moving":

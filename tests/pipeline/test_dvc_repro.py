@@ -17,9 +17,9 @@ def check_seams(onnx_path):
     import numpy as np
     from PIL import Image
 
-    from components.export import ort_runner
-    from components.metrics import psnr
-    from components.tiling import enhance_tiled, iter_tiles
+    from components.evaluation.metrics import psnr
+    from components.inference.onnx_session import ort_runner
+    from components.inference.tiling import enhance_tiled, iter_tiles
     from tests.conftest import shared_or_skip
 
     img = Image.open(sorted(shared_or_skip("real-inputs").glob("*.jpg"))[0])

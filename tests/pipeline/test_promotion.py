@@ -39,9 +39,9 @@ def png(arr: np.ndarray) -> bytes:
 def served_by(onnx_path, photo: np.ndarray, inference: dict) -> np.ndarray:
     """What serving must answer: the version's ONNX, in the mode its gate measured it."""
     from components.config import InferenceSpec
-    from components.export import ort_runner
-    from components.inference import enhance
-    from components.tiling import to_uint8
+    from components.inference.modes import enhance
+    from components.inference.onnx_session import ort_runner
+    from components.inference.tiling import to_uint8
 
     return to_uint8(enhance(photo, ort_runner(onnx_path), InferenceSpec(**inference)))
 

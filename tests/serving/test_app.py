@@ -187,7 +187,7 @@ def test_a_display_p3_photo_comes_back_in_srgb_where_a_colour_managed_viewer_sho
 
 
 def test_a_heic_upload_is_enhanced_and_answered_as_jpeg(server):
-    from components.colour import register_heif
+    from components.data.colour import register_heif
 
     register_heif()
     y, x = np.mgrid[0:96, 0:128] / 128

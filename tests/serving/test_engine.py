@@ -8,7 +8,7 @@ from tests.serving.conftest import register_affine
 
 @pytest.fixture
 def champion_ref(params, tmp_path, mlflow_store):
-    from components.model_store import fetch
+    from components.registry.model_store import fetch
 
     version = register_affine(params, tmp_path / "v1", 0.5, 0.25)
     return fetch("brighthouse", "champion", version)
@@ -25,7 +25,7 @@ def test_asking_for_a_runtime_that_is_absent_says_what_is_there(champion_ref):
 
 
 def test_tensorrt_engine_matches_onnxruntime_cpu(champion_ref):
-    from components.tensorrt_engine import unavailable_reason
+    from components.inference.tensorrt_engine import unavailable_reason
 
     if unavailable_reason():
         pytest.skip(unavailable_reason())
@@ -37,7 +37,7 @@ def test_tensorrt_engine_matches_onnxruntime_cpu(champion_ref):
 
 
 def test_a_global_view_version_runs_once_at_working_size_and_edits_full_resolution(params, tmp_path, mlflow_store):
-    from components.model_store import fetch
+    from components.registry.model_store import fetch
     from serving.engine import Engine
 
     spec = {"mode": "global_view", "working_size": 64, "tiling": {"tile": 64, "overlap": 8, "batch": 2}}

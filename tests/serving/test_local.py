@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.colour import register_heif
-from components.imageio import load_rgb
+from components.data.colour import register_heif
+from components.data.imageio import load_rgb
 from serving.local import enhance_paths
 from tests.conftest import shared_or_skip
 from tests.serving.conftest import register_affine

@@ -1,0 +1,46 @@
+"""The evaluation as a page a person reads: verdict, numbers, and the worst images as
+input | output | target triptychs, so "failed the gate" comes with a reason you can see."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from components.data.data_report import STYLE, embed_jpeg
+from components.inference.tiling import to_uint8
+
+COLUMNS = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr", "baseline_ciede2000_mean",
+           "identity_psnr", "seconds_per_mp")
+
+
+def _cell(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> str:
+    verdict = "passed" if result["gate_passed"] else "FAILED: " + "; ".join(result["gate_reasons"])
+    head = "".join(f"<th>{c}</th>" for c in ("image",) + COLUMNS)
+    rows = "".join("<tr>" + f"<td>{html.escape(r['image'])}</td>" + "".join(
+        f"<td>{_cell(r.get(c, '-'))}</td>" for c in COLUMNS) + "</tr>" for r in result["per_image"])
+    overall = "".join(f"<tr><td>{k}</td><td>{_cell(result[k])}</td></tr>" for k in
+                      ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr",
+                       "baseline_ciede2000_mean", "identity_psnr", "champion_psnr", "seconds_per_mp") if k in result)
+    mode = result.get("inference", {}).get("mode", "tiled")
+    parts = [f"<!doctype html><meta charset='utf-8'><title>brighthouse evaluation</title><style>{STYLE}</style>",
+             f"<h1>Evaluation: gate {html.escape(verdict)}</h1>",
+             f"<h2>Overall ({result['images']} val images, full resolution, {html.escape(mode)} as served)</h2>"
+             f"<table>{overall}</table>",
+             "<h2>Worst images (input | model output | target)</h2>"]
+    for key, lq, out, gt in worst:
+        cells = "".join(f"<td>{embed_jpeg(to_uint8(img), 480, f'{key} {role}')}</td>"
+                        for role, img in (("input", lq), ("output", out), ("target", gt)))
+        parts.append(f"<p><b>{html.escape(key)}</b></p><table><tr>{cells}</tr></table>")
+    parts.append(f"<h2>Per image</h2><table><tr>{head}</tr>{rows}</table>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(result: dict, worst: list, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(result, worst), encoding="utf-8")
+    return path

@@ -1,0 +1,111 @@
+"""Scoring models on a val split at full resolution, one decoded pair at a time.
+
+Memory does not grow with the split: each pair is decoded once, every runner that needs it
+(the served model, the champion, the other pooling, FP16) enhances it in turn, its row is
+kept, and only small previews of the worst images stay for the report. At 7 MP a pair
+(input, target, one output, float32) is about 260 MB, whatever the number of val pairs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.config import InferenceSpec
+from components.data.imageio import working_copy
+from components.data.lmdb_read import iter_lmdb
+from components.evaluation.metrics import ciede2000, psnr, ssim
+from components.inference.modes import enhance
+from components.inference.tiling import BatchFn
+from components.model.baseline import apply_tone_curves
+
+log = logging.getLogger(__name__)
+PREVIEW_SIDE = 960  # px, long side of the worst-image previews kept for the report
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A model as scored: ``name`` prefixes its columns (``champion_psnr``); the served one
+    gets the full row."""
+
+    name: str
+    run_batch: BatchFn
+    spec: InferenceSpec
+    keep_output: bool = False  # hand its output to ``on_pair`` (the review compares it with the served one)
+
+
+# (key, input, target, the served row, {runner name: (output, seconds)}) for each pair, as scored
+PairObserver = Callable[[str, np.ndarray, np.ndarray, dict, dict[str, tuple[np.ndarray, float]]], None]
+
+
+def val_pairs(lmdb_dir: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(key, input, target) of the val split, decoded one pair at a time."""
+    inputs, targets = iter_lmdb(lmdb_dir / "val" / "lq.lmdb"), iter_lmdb(lmdb_dir / "val" / "gt.lmdb")
+    for (key, lq), (key_gt, gt) in zip(inputs, targets, strict=True):
+        if key != key_gt:
+            raise ValueError(f"{lmdb_dir}: val input {key} is paired with target {key_gt}")
+        yield key, lq, gt
+
+
+def score_image(out: np.ndarray, gt: np.ndarray, lq: np.ndarray, curves=None, lpips_fn=None) -> dict:
+    de_mean, de_p95 = ciede2000(out, gt)
+    row = {"psnr": psnr(out, gt), "ssim": ssim(out, gt), "ciede2000_mean": de_mean, "ciede2000_p95": de_p95,
+           "identity_psnr": psnr(lq, gt), "identity_ssim": ssim(lq, gt)}
+    if curves is not None:
+        curved = apply_tone_curves(lq, curves)
+        row["baseline_psnr"] = psnr(curved, gt)
+        row["baseline_ciede2000_mean"] = ciede2000(curved, gt)[0]
+    if lpips_fn is not None:
+        row["lpips"] = lpips_fn(out, gt)
+    return row
+
+
+def _preview(image: np.ndarray) -> np.ndarray:
+    return working_copy(image, PREVIEW_SIDE)  # area-averaged, still float in [0, 1]
+
+
+def _timed(runner: Runner, lq: np.ndarray) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = enhance(lq, runner.run_batch, runner.spec)
+    return out, time.perf_counter() - start
+
+
+def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Runner, others: Iterable[Runner] = (),
+                curves=None, lpips_fn=None, keep_worst: int = 0,
+                on_pair: PairObserver | None = None) -> tuple[list[dict], list]:
+    """One row per pair: the served runner's full scores and seconds per megapixel, plus
+    ``<name>_psnr`` for each other runner; and previews (key, input, output, target) of the
+    ``keep_worst`` lowest-PSNR pairs. ``on_pair`` sees each pair with the served output and
+    those of runners that ``keep_output``."""
+    others = list(others)
+    rows, worst = [], []
+    for key, lq, gt in pairs:
+        out, seconds = _timed(served, lq)
+        outputs = {served.name: (out, seconds)}
+        row = {"image": key, **score_image(out, gt, lq, curves, lpips_fn),
+               "seconds_per_mp": seconds / (out.shape[0] * out.shape[1] / 1e6)}
+        for runner in others:
+            other, other_seconds = _timed(runner, lq)
+            row[f"{runner.name}_psnr"] = psnr(other, gt)
+            if runner.keep_output:
+                outputs[runner.name] = (other, other_seconds)
+            del other
+        if on_pair is not None:
+            on_pair(key, lq, gt, row, outputs)
+        del outputs
+        rows.append(row)
+        log.info("%s: %.2f dB (identity %.2f dB)", key, row["psnr"], row["identity_psnr"])
+        if keep_worst and (len(worst) < keep_worst or row["psnr"] < worst[-1][0]):
+            previews = (_preview(lq), _preview(out), _preview(gt))
+            worst = sorted(worst + [(row["psnr"], key, *previews)], key=lambda w: w[0])[:keep_worst]
+    return rows, [w[1:] for w in worst]
+
+
+def summarize(rows: list[dict]) -> dict:
+    """The mean of every numeric column over the rows."""
+    keys = [k for k in rows[0] if k != "image"]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}

@@ -1,0 +1,61 @@
+"""The one inference path evaluation and serving share: a photo and a model's recorded
+``InferenceSpec`` in, the full-resolution edit out.
+
+Two modes:
+- ``tiled``: the network runs on overlapping full-resolution tiles (``components/inference/tiling.py``);
+  compute grows with the photo, and each tile sees a sliver of it.
+- ``global_view``: the network runs once on the whole photo shrunk to ``working_size`` (long
+  side), and its edit reaches full resolution through a local affine colour transfer
+  (``components/inference/transfer.py``); compute is fixed per photo, and the network sees all of it.
+
+Only ``run_batch`` differs between callers (PyTorch, onnxruntime, the serving batcher).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from components.config import InferenceSpec
+from components.data.imageio import working_copy
+from components.inference.tiling import BatchFn, enhance_tiled
+from components.inference.transfer import transfer_edit
+
+
+def as_uint8(image: np.ndarray) -> np.ndarray:
+    """Photos are 8-bit; evaluation holds them as float in [0, 1]. Rounding back makes both
+    callers shrink exactly the same pixels."""
+    if image.dtype == np.uint8:
+        return image
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def run_whole(rgb: np.ndarray, run_batch: BatchFn) -> np.ndarray:
+    """The network on one HxWx3 float image, as a batch of one."""
+    out = np.asarray(run_batch(np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])), dtype=np.float32)
+    if out.shape != (1, 3, *rgb.shape[:2]):
+        raise ValueError(f"model returned shape {out.shape} for input {(1, 3, *rgb.shape[:2])}")
+    return out[0].transpose(1, 2, 0)
+
+
+def enhance_global_view(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec) -> np.ndarray:
+    photo = as_uint8(image)
+    small = working_copy(photo, spec.working_size).astype(np.float32) / 255.0
+    edited = np.clip(run_whole(small, run_batch), 0.0, 1.0)
+    t = spec.transfer
+    return transfer_edit(photo, small, edited, t.radius, t.eps, t.strip_rows)
+
+
+def enhance(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec) -> np.ndarray:
+    """HxWx3 (uint8, or float in [0, 1]) -> float32 HxWx3 in [0, 1], as ``spec`` says."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
+    if spec.mode == "global_view":
+        return enhance_global_view(image, run_batch, spec)
+    t = spec.tiling
+    return enhance_tiled(image, run_batch, t.tile, t.overlap, t.batch)
+
+
+def spec_from_metadata(metadata: dict) -> InferenceSpec:
+    """The spec a model version was evaluated with; versions from before the modes were tiled."""
+    if "inference" in metadata:
+        return InferenceSpec(**metadata["inference"])
+    return InferenceSpec(mode="tiled", tiling=metadata["tiling"])

@@ -1,0 +1,291 @@
+"""The only module that speaks BasicSR: it builds the option dict and drives the model.
+
+Training goes through BasicSR's own registries (``PairedImageDataset`` on LMDB, ``SRModel``
+with its losses, optimisers and schedulers); the loop is ours so that progress and metrics
+go to MLflow and library code never parses ``sys.argv`` or calls ``sys.exit``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from components.config import TrainConfig
+from components.data.whole_photo_data import WholePhotoDataset
+from components.model.curves_nafnet import register_curves_nafnet
+from components.model.distributed import Ranks, check_ranks_agree
+from components.model.nafnet_arch import register_nafnet
+from components.model.train_state import rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
+def _whole_photo_dataset(cfg: TrainConfig, lmdb_dir: Path) -> dict:
+    return {
+        "name": "train", "type": "WholePhotoDataset", "phase": "train", "scale": 1,
+        "dataroot_lq": str(lmdb_dir / "train_whole" / "lq.lmdb"),
+        "dataroot_gt": str(lmdb_dir / "train_whole" / "gt.lmdb"),
+        "gt_size": cfg.patch_size, "min_crop": cfg.min_crop, "exposure_stops": cfg.exposure_stops,
+        "white_balance": cfg.white_balance,
+        "batch_size_per_gpu": cfg.batch_size, "num_worker_per_gpu": cfg.num_workers,
+        "dataset_enlarge_ratio": 1, "prefetch_mode": None,
+    }
+
+
+def _network(cfg: TrainConfig, tone_curves: list | None) -> dict:
+    if tone_curves is None:
+        return {"type": "NAFNet", **cfg.arch.model_dump()}
+    return {"type": "CurvesNAFNet", "tone_curves": tone_curves, **cfg.arch.model_dump()}
+
+
+def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = Ranks(),
+                  tone_curves: list | None = None) -> dict:
+    """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
+    ``tone_curves`` (3 x 256 levels) puts fitted curves in front of NAFNet (``CurvesNAFNet``)."""
+    train_ds = {
+        "name": "train", "type": "PairedImageDataset", "phase": "train", "scale": 1,
+        "dataroot_lq": str(lmdb_dir / "train" / "lq.lmdb"),
+        "dataroot_gt": str(lmdb_dir / "train" / "gt.lmdb"),
+        "io_backend": {"type": "lmdb"}, "filename_tmpl": "{}",
+        "gt_size": cfg.patch_size, "use_hflip": True, "use_rot": True,
+        "batch_size_per_gpu": cfg.batch_size, "num_worker_per_gpu": cfg.num_workers,
+        "dataset_enlarge_ratio": 1, "prefetch_mode": None,
+    }
+    if cfg.mode == "global_view":
+        train_ds = _whole_photo_dataset(cfg, lmdb_dir)
+    return {
+        "name": "brighthouse", "model_type": "SRModel", "scale": 1, "is_train": True,
+        "num_gpu": 1 if device == "cuda" else 0, "dist": ranks.distributed, "rank": ranks.rank,
+        "world_size": ranks.world_size,
+        "manual_seed": cfg.seed,
+        "datasets": {"train": train_ds},
+        "network_g": _network(cfg, tone_curves),
+        # strict=False: a pretrained checkpoint (e.g. NAFNet-SIDD) whose heads differ still loads;
+        # BasicSR skips and logs the tensors whose shapes do not match
+        "path": {"pretrain_network_g": cfg.pretrained or None, "strict_load_g": False, "param_key_g": "params",
+                 "resume_state": None,
+                 "experiments_root": str(out_dir), "models": str(out_dir),
+                 "training_states": str(out_dir / "training_states"), "log": str(out_dir)},
+        "train": {
+            "total_iter": cfg.iterations, "warmup_iter": -1,
+            "optim_g": {"type": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": [0.9, 0.9]},
+            "scheduler": {"type": "CosineAnnealingRestartLR", "periods": [cfg.iterations],
+                          "restart_weights": [1], "eta_min": cfg.eta_min},
+            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
+            "ema_decay": cfg.ema_decay, **_perceptual(cfg),
+        },
+        "logger": {"print_freq": cfg.log_every, "use_tb_logger": False},
+        # ours, not BasicSR's: applied by this module's training step
+        "brighthouse": {"grad_clip": cfg.grad_clip, "colour_weight": cfg.colour_weight,
+                        "precision": resolve_precision(cfg.precision, device),
+                        "channels_last": cfg.channels_last and device == "cuda"},
+    }
+
+
+def _perceptual(cfg: TrainConfig) -> dict:
+    if cfg.perceptual_weight <= 0:
+        return {}
+    return {"perceptual_opt": {"type": "PerceptualLoss", "layer_weights": {"conv5_4": 1.0}, "vgg_type": "vgg19",
+                               "use_input_norm": True, "range_norm": False, "criterion": "l1",
+                               "perceptual_weight": cfg.perceptual_weight, "style_weight": 0.0}}
+
+
+def check_vgg_weights() -> None:
+    """BasicSR's perceptual loss gets VGG19 from torchvision, which downloads it when it is not
+    cached; offline that fails deep inside training. Say which file is missing, up front."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if not cache.is_file():
+        raise FileNotFoundError(f"train.perceptual_weight > 0 needs the VGG19 weights {VGG19_FILE} in "
+                                f"{cache.parent} (torchvision's cache; set TORCH_HOME to move it), or set "
+                                "train.perceptual_weight: 0")
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    return ("bf16" if device == "cuda" else "fp32") if requested == "auto" else requested
+
+
+def save_options(opt: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding="utf-8")
+
+
+@dataclass
+class TrainHooks:
+    """How the stage watches and steers a run; the callables run on rank 0 only."""
+    on_log: Callable[[int, dict], None] = lambda it, values: None
+    on_validate: Callable[[int, torch.nn.Module], None] | None = None
+    val_every: int = 0
+    save_state: Callable[[int, dict], None] | None = None
+    checkpoint_every: int = 0
+    resume: dict | None = None  # a state written by save_state, for the same options and data
+
+
+def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.nn.Module, list[str]]:
+    """Train per ``opt`` (resuming from ``hooks.resume``); returns the network to export (the
+    EMA copy when there is one; on CPU, eval mode) and every rank's weight digest."""
+    from basicsr.models import build_model
+    from basicsr.utils import set_random_seed
+
+    register_nafnet()
+    register_curves_nafnet()
+    _register_whole_photo_dataset()
+    if opt["train"].get("perceptual_opt"):
+        check_vgg_weights()
+    set_random_seed(opt["manual_seed"])  # the same initial weights on every rank
+    model = build_model({**opt, "dist": False})  # DDP is wrapped below: BasicSR's assumes CUDA
+    step = TrainingStep(model, opt["brighthouse"])
+    loader, sampler = _loader(opt, ranks)
+    start = _restore(model, hooks.resume, ranks) if hooks.resume else 0
+    if start == 0:
+        set_random_seed(opt["manual_seed"] + ranks.rank)  # each rank its own augmentations
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model.net_g = DistributedDataParallel(model.net_g, device_ids=[ranks.local_rank] if opt["num_gpu"] else None)
+    log.info("training iterations %d-%d on %d image(s), %d batches per epoch, %d rank(s)", start + 1,
+             opt["train"]["total_iter"], len(loader.dataset), len(loader), ranks.world_size)
+    _loop(model, step, _batches(loader, sampler, start), opt, hooks, start, ranks)
+    net = model.get_bare_model(getattr(model, "net_g_ema", model.net_g))
+    return net.cpu().eval(), check_ranks_agree(net, ranks)
+
+
+def _register_whole_photo_dataset() -> None:
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    if "WholePhotoDataset" not in DATASET_REGISTRY:
+        DATASET_REGISTRY.register(WholePhotoDataset)
+
+
+def _loader(opt: dict, ranks: Ranks):
+    from basicsr.data import build_dataloader, build_dataset
+
+    ds_opt = opt["datasets"]["train"]
+    dataset = build_dataset(ds_opt)
+    sampler = _resumable_sampler(dataset, ranks.world_size, ranks.rank)
+    loader = build_dataloader(dataset, ds_opt, num_gpu=opt["num_gpu"], dist=ranks.distributed,
+                              sampler=sampler, seed=opt["manual_seed"])
+    if len(loader) == 0:
+        raise ValueError(f"{len(dataset)} training images are fewer than one batch of "
+                         f"{ds_opt['batch_size_per_gpu']} per rank")
+    return loader, sampler
+
+
+def _batches(loader, sampler, start: int):
+    """Batches from iteration ``start`` on: epoch order is fixed by the epoch number, so a
+    resumed run skips the batches already seen without loading them."""
+    epoch, skip = divmod(start, len(loader))
+    while True:
+        sampler.set_epoch(epoch)
+        sampler.skip = skip * loader.batch_size
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def _loop(model, step, batches, opt: dict, hooks: TrainHooks, start: int, ranks: Ranks) -> None:
+    total, freq = opt["train"]["total_iter"], opt["logger"]["print_freq"]
+    t0 = time.perf_counter()
+    for it in range(start + 1, total + 1):
+        model.update_learning_rate(it, warmup_iter=opt["train"]["warmup_iter"])
+        model.feed_data(next(batches))
+        step(it)
+        if not ranks.is_main:
+            continue
+        if it % freq == 0 or it == total:
+            values = {k: float(v) for k, v in model.get_current_log().items()}
+            values["lr"] = model.get_current_learning_rate()[0]
+            values["it_per_s"] = (it - start) / (time.perf_counter() - t0)
+            hooks.on_log(it, values)
+        if hooks.on_validate and hooks.val_every and (it % hooks.val_every == 0 or it == total):
+            hooks.on_validate(it, model.get_bare_model(getattr(model, "net_g_ema", model.net_g)))
+        if hooks.save_state and hooks.checkpoint_every and it % hooks.checkpoint_every == 0 and it < total:
+            hooks.save_state(it, _snapshot(model, it))
+
+
+def _snapshot(model, it: int) -> dict:
+    """Everything BasicSR's model needs to continue after iteration ``it``."""
+    ema = getattr(model, "net_g_ema", None)
+    return {"iter": it, "net_g": model.get_bare_model(model.net_g).state_dict(),
+            "net_g_ema": ema.state_dict() if ema is not None else None,
+            "optimizers": [o.state_dict() for o in model.optimizers],
+            "schedulers": [s.state_dict() for s in model.schedulers], "rng": rng_state()}
+
+
+def _restore(model, state: dict, ranks: Ranks) -> int:
+    model.get_bare_model(model.net_g).load_state_dict(state["net_g"])
+    if state["net_g_ema"] is not None:
+        model.net_g_ema.load_state_dict(state["net_g_ema"])
+    for optimizer, saved in zip(model.optimizers, state["optimizers"]):
+        optimizer.load_state_dict(saved)
+    for scheduler, saved in zip(model.schedulers, state["schedulers"]):
+        scheduler.load_state_dict(saved)
+    if ranks.distributed:  # only rank 0's RNG was saved: the others continue from fresh seeds
+        from basicsr.utils import set_random_seed
+
+        set_random_seed(int(state["iter"]) * 1000 + ranks.rank)
+    else:
+        set_rng_state(state["rng"])
+    log.info("resumed after iteration %d", state["iter"])
+    return int(state["iter"])
+
+
+def _resumable_sampler(dataset, num_replicas: int, rank: int):
+    """BasicSR's EnlargedSampler (the same order, sharded by rank) that can skip ahead."""
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    class ResumableSampler(EnlargedSampler):
+        skip = 0  # samples to leave out of the next epoch
+
+        def __iter__(self):
+            return iter(list(super().__iter__())[self.skip:])
+
+    return ResumableSampler(dataset, num_replicas, rank, 1)
+
+
+class TrainingStep:
+    """One optimisation step on BasicSR's model: its network, losses, optimiser and EMA, with
+    what SRModel lacks: BF16 autocast, channels-last, the colour loss and gradient clipping."""
+
+    def __init__(self, model, knobs: dict) -> None:
+        from components.model.losses import ChromaLoss
+
+        self.model, self.knobs = model, knobs
+        self.colour = ChromaLoss() if knobs["colour_weight"] > 0 else None
+        if knobs["channels_last"]:
+            model.net_g.to(memory_format=torch.channels_last)
+
+    def __call__(self, it: int) -> None:
+        m, knobs = self.model, self.knobs
+        m.optimizer_g.zero_grad(set_to_none=True)
+        lq, gt = m.lq, m.gt
+        if knobs["channels_last"]:
+            lq = lq.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(lq.device.type, dtype=torch.bfloat16, enabled=knobs["precision"] == "bf16"):
+            out = m.net_g(lq)
+        out = out.float()  # losses in FP32: small differences matter at 40 dB
+        losses = {"l_pix": m.cri_pix(out, gt)}
+        if m.cri_perceptual is not None:
+            losses["l_percep"] = m.cri_perceptual(out, gt)[0]
+        if self.colour is not None:
+            losses["l_colour"] = knobs["colour_weight"] * self.colour(out, gt)
+        sum(losses.values()).backward()
+        if knobs["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(m.net_g.parameters(), knobs["grad_clip"])
+        m.optimizer_g.step()
+        if m.ema_decay > 0:
+            m.model_ema(decay=m.ema_decay)
+        m.log_dict = {k: float(v.detach()) for k, v in losses.items()}
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return requested
+

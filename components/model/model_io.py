@@ -1,0 +1,52 @@
+"""Checkpoints that carry their architecture, and a PyTorch runner for ``tiling``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.model.curves_nafnet import CurvesNAFNet
+from components.model.nafnet_arch import NAFNet, use_local_pooling
+
+
+def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int, view: dict | None = None) -> None:
+    """``view``: how the model sees a photo (``mode``, ``working_size``), for export and the gate."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # BasicSR's convention ("params") so its own loaders can read the file too; the training
+    # patch size sizes TLC's pooling window at inference.
+    torch.save({"params": state_dict, "arch": arch, "patch_size": patch_size,
+                "view": view or {"mode": "tiled"}}, path)
+
+
+def checkpoint_view(path: Path) -> dict:
+    """``{"mode": ..., "working_size": ...}``; checkpoints from before the modes are tiled."""
+    return torch.load(path, map_location="cpu", weights_only=True).get("view", {"mode": "tiled"})
+
+
+def tlc_window(path: Path, scale: float) -> int:
+    """TLC's window: ``scale`` x the patch size the checkpoint was trained on (paper: 1.5)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return max(1, round(scale * ckpt["patch_size"]))
+
+
+def load_model(path: Path, device: str = "cpu", tlc_window: int = 0) -> torch.nn.Module:
+    """The checkpoint's NAFNet; ``tlc_window`` > 0 switches channel attention to local pooling."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    with_curves = any(k.startswith("curves.") for k in ckpt["params"])
+    model = CurvesNAFNet(**ckpt["arch"]) if with_curves else NAFNet(**ckpt["arch"])
+    model.load_state_dict(ckpt["params"])
+    if tlc_window > 0:
+        use_local_pooling(model.body if with_curves else model, tlc_window)
+    return model.eval().to(device)
+
+
+def torch_runner(model: torch.nn.Module, device: str = "cpu"):
+    """A ``tiling.BatchFn`` running ``model`` without gradients."""
+
+    @torch.inference_mode()
+    def run(batch: np.ndarray) -> np.ndarray:
+        out = model(torch.from_numpy(batch).to(device))
+        return out.float().cpu().numpy()
+
+    return run

@@ -1,0 +1,118 @@
+"""Resolve a registry alias to a local ONNX file and the tiling it was evaluated with.
+
+Shared by serving and the champion re-evaluation; light (MLflow and YAML, imported lazily)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from components.registry.tracking import client as tracking_client
+from components.registry.tracking import state_dir, use_tracking
+
+
+class NoModelError(RuntimeError):
+    """The alias points at nothing yet (for example, before the first ``dvc repro``)."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be asked (store unreadable or locked, server down): unlike
+    ``NoModelError`` this says nothing about which version is champion."""
+
+
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # no such model / alias
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    alias: str
+    onnx_path: Path
+    tiling: dict
+    metadata: dict = field(default_factory=dict)  # what register recorded (tiling, pooling, input)
+    tags: dict = field(default_factory=dict)      # lineage: data version, git commit, metrics, gate
+
+    @property
+    def fp16_path(self) -> Path | None:
+        """The FP16 ONNX, registered only when it lost under evaluate.gate.max_fp16_loss_db."""
+        path = self.onnx_path.parent / "fp16" / "model_fp16.onnx"
+        return path if path.is_file() else None
+
+
+def alias_version(name: str, alias: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(tracking_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            raise NoModelError(f"no model version has alias '{alias}' in registered model '{name}'") from exc
+        raise RegistryUnavailable(f"model registry unavailable: {_first_line(exc)}") from exc
+    except Exception as exc:  # sqlite/SQLAlchemy and network errors reach here unwrapped
+        raise RegistryUnavailable(f"model registry unavailable: {type(exc).__name__}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+class ModelUnusable(RuntimeError):
+    """The version is registered but cannot be loaded (artifacts deleted, broken metadata)."""
+
+
+def fetch(name: str, alias: str, version: str, cache_root: Path | None = None) -> ModelRef:
+    """Download the version's artifacts once (cached per version, under ``cache_root`` or the
+    serving cache) and read its metadata; ``ModelUnusable`` says what is missing."""
+
+    use_tracking()
+    tags = dict(tracking_client().get_model_version(name, version).tags)
+    dest = (cache_root or state_dir() / "serving-cache") / name / version
+    try:
+        if not (dest / "MLmodel").exists():
+            _download(name, version, dest)
+        mlmodel = yaml.safe_load((dest / "MLmodel").read_text())
+        onnx_path = dest / mlmodel["flavors"]["onnx"]["data"]
+        metadata = mlmodel.get("metadata") or {}
+        ref = ModelRef(name, version, alias, onnx_path, metadata["tiling"], metadata, tags)
+    except Exception as exc:  # whatever is missing or malformed, say it in one line
+        raise ModelUnusable(f"{name} version {version} cannot be loaded: {type(exc).__name__}: "
+                            f"{_first_line(exc)}") from exc
+    if not onnx_path.is_file():
+        raise ModelUnusable(f"{name} version {version} cannot be loaded: its ONNX file {onnx_path.name} is missing")
+    return ref
+
+
+def _download(name: str, version: str, dest: Path) -> None:
+    """Into a sibling folder first, renamed when complete: a half download is never used."""
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_version(name: str, version: str) -> ModelRef:
+    """Download the version afresh (not from any cache) and open its ONNX with onnxruntime,
+    as serving will: ``ModelUnusable`` says why it could not be served."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="brighthouse-check-") as tmp:
+        ref = fetch(name, "", version, cache_root=Path(tmp))
+        try:
+            ort.InferenceSession(str(ref.onnx_path), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelUnusable(f"{name} version {version} cannot be loaded: its ONNX does not open in "
+                                f"onnxruntime ({_first_line(exc)})") from exc
+    return ref

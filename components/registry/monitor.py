@@ -1,0 +1,60 @@
+"""Re-evaluate the current champion on the latest validation split, and record the drift.
+
+Data grows and the val split grows with it; the number a champion was registered with goes
+stale. This scores the served artifact (the registered ONNX, through onnxruntime, with the
+tiling recorded beside it) on today's split, logs it to the ``champion-monitoring``
+experiment and tags the model version, so drift shows in the registry where people promote.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from components.config import RegistryConfig
+from components.evaluation.scoring import Runner, score_split, val_pairs
+from components.inference.modes import spec_from_metadata
+from components.inference.onnx_session import ort_runner
+from components.register import data_version
+from components.registry.model_store import alias_version, fetch
+from components.registry.tracking import client as tracking_client
+from components.registry.tracking import get_or_create_experiment, use_tracking
+from components.stage import write_json
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "champion-monitoring"
+
+
+def _record(model_name: str, result: dict) -> None:
+    import mlflow
+
+    with mlflow.start_run(experiment_id=get_or_create_experiment(EXPERIMENT), run_name=f"champion-v{result['version']}"):
+        mlflow.log_params({"version": result["version"], "data_version": result["data_version"]})
+        mlflow.log_metrics({k: result[k] for k in ("psnr", "ssim", "drift_db")})
+    client = tracking_client()
+    for key in ("psnr", "ssim", "drift_db", "data_version", "checked_at"):
+        client.set_model_version_tag(model_name, result["version"], f"last_check_{key}", str(result[key]))
+
+
+def reevaluate_champion(registry: RegistryConfig, lmdb_dir: Path, dvc_file: Path, out: Path) -> dict:
+    """Score the champion on ``lmdb_dir``'s val split; returns (and writes) the small result."""
+    use_tracking()
+
+    model_name, alias = registry.model_name, registry.champion_alias
+    version = alias_version(model_name, alias)
+    ref = fetch(model_name, alias, version)
+    rows, _ = score_split(val_pairs(lmdb_dir), Runner("champion", ort_runner(ref.onnx_path),
+                                                      spec_from_metadata(ref.metadata)))
+    psnr_now = float(np.mean([r["psnr"] for r in rows]))
+    registered = float(tracking_client().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
+    result = {"version": version, "images": len(rows), "psnr": psnr_now,
+              "ssim": float(np.mean([r["ssim"] for r in rows])), "registered_psnr": registered,
+              "drift_db": psnr_now - registered, "data_version": data_version(dvc_file),
+              "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _record(model_name, result)
+    write_json(out, result)
+    log.info("champion v%s: %.2f dB now vs %.2f dB at registration (drift %+.2f dB)",
+             version, psnr_now, registered, result["drift_db"])
+    return result
