@@ -50,7 +50,7 @@ def register(onnx: Path, inference: dict, root: Path) -> str:
     metrics = json.loads((dirs["evaluate"] / "metrics.json").read_text())
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps({**metrics, "tiling": inference["tiling"]}))
     cfg = RegisterConfig(tensorrt="off")
-    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
     return run_register(cfg, paths)["version"]
 
 

@@ -188,7 +188,7 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
                             on_pair=review)
     if lpips_fn is None:
         result["lpips"] = lpips_note
-    result.update(variant_results(result, cfg))
+    result.update(variant_results(result, cfg), runtime_loss_limit_db=cfg.gate.max_fp16_loss_db)
     worst = result.pop("worst")
     report = write_report(result, worst, paths.out / "report.html")
     write_outputs(result, paths.out)

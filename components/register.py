@@ -22,7 +22,8 @@ import yaml
 
 from components.config import InferenceSpec, RegisterConfig
 from components.evaluation.review import REVIEW_DATA
-from components.inference.tensorrt_engine import build_engine, unavailable_reason
+from components.evaluation.scoring import mean_psnr, val_pairs
+from components.inference.tensorrt_engine import build_engine, tensorrt_runner, unavailable_reason
 from components.registry.tracking import client as tracking_client
 from components.registry.tracking import file_md5, training_run, use_tracking
 from components.stage import StageFailed, run_stage, write_json
@@ -36,6 +37,7 @@ class RegisterPaths:
     evaluate: Path
     export: Path
     out: Path
+    lmdb: Path  # its val split scores a TensorRT engine before it may ship
 
 
 def data_version(dvc_file: Path = Path("data.dvc")) -> str:
@@ -94,19 +96,37 @@ def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]
             ("export", paths.export / "export.json")] + fp16_extra
 
 
-def tensorrt_extras(cfg: RegisterConfig, onnx_path: Path, profile: dict, workdir: Path) -> tuple[list, dict]:
-    """The serving engine for this machine's GPU, when it has one and TensorRT: (extras to
-    ship under ``tensorrt/<key>/``, what happened). A failed build is recorded, not fatal:
-    the ONNX passed the gate, and serving falls back to onnxruntime CUDA."""
+def engine_val_loss_db(onnx_path: Path, workdir: Path, profile: dict, paths: RegisterPaths, metrics: dict) -> float:
+    """The PSNR the FP16 engine loses against the gated ONNX on the val split, run as served."""
+    spec = InferenceSpec(**metrics["inference"])
+    runner = tensorrt_runner(onnx_path, workdir, profile["tile"], profile["batch"])
+    return metrics["psnr"] - mean_psnr(runner, spec, val_pairs(paths.lmdb))
+
+
+def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, profile: dict,
+                    workdir: Path) -> tuple[list, dict]:
+    """The serving engine for this machine's GPU, when it has one and TensorRT, and when it
+    keeps the gate's quality on the val split: (extras to ship under ``tensorrt/<key>/``, what
+    happened). A failed build or check is recorded, not fatal: the ONNX passed the gate, and
+    serving runs it on onnxruntime CUDA instead."""
     reason = "register.tensorrt is off" if cfg.tensorrt == "off" else unavailable_reason()
     if reason:
         return [], {"skipped": reason}
+    onnx_path = paths.export / "model.onnx"
     try:
         built = build_engine(onnx_path, workdir, profile["tile"], profile["batch"])
+        built["val_loss_db"] = engine_val_loss_db(onnx_path, workdir, profile, paths, metrics)
     except Exception as exc:  # onnxruntime raises several types for a failed TensorRT build
         log.error("TensorRT engine build failed; registering without one: %s", exc)
         return [], {"failed": str(exc)}
-    log.info("TensorRT engine for %s built in %.0f s", built["key"], built["build_seconds"])
+    limit = metrics["runtime_loss_limit_db"]
+    if built["val_loss_db"] > limit:
+        why = (f"the FP16 engine loses {built['val_loss_db']:.3f} dB on the val split, over the "
+               f"{limit} dB limit (evaluate.gate.max_fp16_loss_db)")
+        log.error("%s: not shipped", why)
+        return [], {"failed": why}
+    log.info("TensorRT engine for %s built in %.0f s, %.4f dB from the gated ONNX", built["key"],
+             built["build_seconds"], built["val_loss_db"])
     return [(f"tensorrt/{built['key']}", workdir / name) for name in built["files"]], built
 
 
@@ -130,7 +150,7 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         profile = {"tile": InferenceSpec(**inference).largest_input, "batch": metrics["tiling"]["batch"]}
-        trt_extras, engine = tensorrt_extras(cfg, onnx_path, profile, Path(tmp))
+        trt_extras, engine = tensorrt_extras(cfg, paths, metrics, profile, Path(tmp))
         extras = version_extras(paths, bool(metrics.get("fp16_ok"))) + trt_extras
         version = str(log_and_register(onnx_path, run_id, cfg.registry.model_name, metadata, extras))
     trt_tag = engine.get("key") or "none: " + engine.get("skipped", engine.get("failed", ""))

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from components.inference.modes import enhance, spec_from_metadata
-from components.inference.tensorrt_engine import current_engine_key, seed_cache, session_providers, unavailable_reason
+from components.inference.tensorrt_engine import (current_engine_key, engine_files, seed_cache, session_providers,
+                                                   unavailable_reason)
 from components.inference.tiling import to_uint8
 from components.registry.model_store import ModelRef
 from serving.batcher import TileBatcher
@@ -22,15 +23,26 @@ RUNTIME_NAMES = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider
                  "CPUExecutionProvider": "onnxruntime-cpu"}
 
 
+def unverified_reason(ref: ModelRef, tile: int, tile_batch: int) -> str | None:
+    """Why TensorRT may not serve this version here, or None: only an engine that register
+    built and scored on the val split (``tensorrt/<key>/``), for this GPU and this profile, may.
+    An engine onnxruntime would build on the spot was never checked against the gate."""
+    key = current_engine_key()
+    if not engine_files(ref.onnx_path.parent / "tensorrt" / key):
+        return (f"version {ref.version} has no TensorRT engine verified on the val split for {key} "
+                f"(its tensorrt tag: {ref.tags.get('tensorrt', 'none')})")
+    verified = (spec_from_metadata(ref.metadata).largest_input, ref.tiling["batch"])
+    if (tile, tile_batch) != verified:
+        return f"its verified engine is for {verified[1]} tiles of {verified[0]} px, not {tile_batch} of {tile} px"
+    return None
+
+
 def tensorrt_cache(ref: ModelRef) -> Path:
-    """This machine's engine cache for the version, seeded from the engine recorded with it
-    for this GPU, if any; otherwise onnxruntime builds one there on the first run."""
+    """This machine's writable engine cache for the version, seeded from its verified engine."""
     key = current_engine_key()
     cache = ref.onnx_path.parent / "trt-cache" / key
-    if seed_cache(ref.onnx_path.parent / "tensorrt" / key, cache):
-        log.info("version %s: using the TensorRT engine recorded for %s", ref.version, key)
-    else:
-        log.warning("version %s has no TensorRT engine for %s: building one (minutes)", ref.version, key)
+    seed_cache(ref.onnx_path.parent / "tensorrt" / key, cache)
+    log.info("version %s: using the TensorRT engine verified for %s", ref.version, key)
     return cache
 
 
@@ -43,11 +55,12 @@ def providers_for(ref: ModelRef, runtime: str, tile: int, tile_batch: int) -> li
         raise RuntimeError(f"serve.runtime={runtime} is not available here (onnxruntime has {available})")
     if wanted[0] == "TensorrtExecutionProvider":
         # onnxruntime-gpu lists TensorRT even where its libraries or the GPU are missing
-        reason = unavailable_reason()
+        reason = unavailable_reason() or unverified_reason(ref, tile, tile_batch)
         if reason is None:
             return session_providers(tile, tile_batch, tensorrt_cache(ref))
         if runtime == "tensorrt":
             raise RuntimeError(f"serve.runtime=tensorrt is not available here: {reason}")
+        log.info("not serving on TensorRT: %s", reason)
         wanted.pop(0)
     return wanted + ([] if "CPUExecutionProvider" in wanted else ["CPUExecutionProvider"])
 

@@ -145,7 +145,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
 
     from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
 
-    dirs = {k: root / k for k in ("train", "evaluate", "export", "register")}
+    dirs = {k: root / k for k in ("train", "evaluate", "export", "register", "lmdb")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     (dirs["train"] / "model.pth").write_bytes(f"weights {scale} {offset}".encode())
@@ -155,7 +155,8 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     metrics = {"psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "gate_passed": gate_passed,
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
                "tiling": {"tile": 64, "overlap": 8, "batch": 2},
-               "inference": inference or {"mode": "tiled", "tiling": {"tile": 64, "overlap": 8, "batch": 2}}}
+               "inference": inference or {"mode": "tiled", "tiling": {"tile": 64, "overlap": 8, "batch": 2}},
+               "runtime_loss_limit_db": 0.05}
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
     make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
     (dirs["export"] / "export.json").write_text(json.dumps({"pooling": "global", "tlc_window": 96}))

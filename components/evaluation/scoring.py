@@ -105,6 +105,12 @@ def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Run
     return rows, [w[1:] for w in worst]
 
 
+def mean_psnr(run_batch: BatchFn, spec: InferenceSpec, pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> float:
+    """The mean per-pair PSNR of ``run_batch`` in ``spec``'s mode: the gate's PSNR, for a
+    runtime that is checked against it (a TensorRT engine)."""
+    return float(np.mean([psnr(enhance(lq, run_batch, spec), gt) for _, lq, gt in pairs]))
+
+
 def summarize(rows: list[dict]) -> dict:
     """The mean of every numeric column over the rows."""
     keys = [k for k in rows[0] if k != "image"]

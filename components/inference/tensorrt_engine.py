@@ -4,9 +4,10 @@ An engine is FP16, built from the version's ONNX with one optimisation profile: 
 serving tile batch of tiles at the serving tile size (smaller tiles, from photos smaller
 than a tile, are inside the profile too). Engines only run on the GPU model and the
 TensorRT/onnxruntime build that made them, so each is stored under a key naming all three:
-``register`` builds one on a GPU machine and ships it with the version as
-``tensorrt/<key>/``; serving seeds its cache from it, and onnxruntime rebuilds only when
-nothing matches (another GPU, another tile batch), which takes minutes, not seconds.
+``register`` builds one on a GPU machine, scores it on the val split by the gate's rule
+(the PSNR it loses against the gated ONNX, at most ``evaluate.gate.max_fp16_loss_db``) and
+ships it with the version as ``tensorrt/<key>/`` only when it passes. Serving runs TensorRT
+only from such a verified engine, for its GPU and profile; it never builds one of its own.
 
 Optional: needs the ``tensorrt`` extra (the libraries), onnxruntime-gpu and an NVIDIA GPU.
 Light (numpy; onnxruntime imported when used), so serving shares it.
@@ -93,6 +94,14 @@ def session_providers(tile: int, batch: int, cache_dir: Path) -> list:
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     return [(PROVIDER, provider_options(tile, batch, cache_dir)), "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def tensorrt_runner(onnx_path: Path, engine_dir: Path, tile: int, batch: int):
+    """A ``tiling.BatchFn`` over the FP16 engine in ``engine_dir``, as serving runs it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=session_providers(tile, batch, engine_dir))
+    return lambda x: session.run(None, {"input": x.astype(np.float32)})[0]
 
 
 def build_engine(onnx_path: Path, out_dir: Path, tile: int, batch: int) -> dict:

@@ -88,7 +88,7 @@ def test_stage_scores_the_exported_onnx_and_refuses_a_regression(pair_folder, pa
 
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     champion = fake_stage_outputs(tmp_path / "champ", 1 / 0.6, 0.0)  # near-perfect on this data
-    run_register(params.register_, RegisterPaths(*(champion[k] for k in ("train", "evaluate", "export", "register"))))
+    run_register(params.register_, RegisterPaths(*(champion[k] for k in ("train", "evaluate", "export", "register", "lmdb"))))
     challenger = fake_stage_outputs(tmp_path / "new", 1 / 0.62, 0.0)  # good, but a bit worse
     make_affine_onnx(challenger["export"] / "model.onnx", 1 / 0.62, 0.0)
     out = tmp_path / "eval"

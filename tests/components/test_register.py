@@ -9,7 +9,8 @@ from tests.conftest import fake_stage_outputs
 
 def _register(params, tmp_path, name, **kw):
     dirs = fake_stage_outputs(tmp_path / name, 0.5, 0.1, **kw)
-    return run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
+    return run_register(params.register_, paths)
 
 
 def test_first_version_is_champion_later_ones_only_challenger(params, tmp_path, mlflow_store):
@@ -65,7 +66,7 @@ def test_promote_refuses_a_version_whose_artifacts_are_gone_or_broken(params, tm
 
 def test_a_retried_register_reuses_its_version(params, tmp_path, mlflow_store):
     dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
-    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
     first, again = run_register(params.register_, paths), run_register(params.register_, paths)
     assert first["version"] == again["version"] == "1"
     assert len(MlflowClient().search_model_versions("name='brighthouse'")) == 1
@@ -109,7 +110,7 @@ def test_a_version_carries_its_config_and_evaluation_report(params, tmp_path, ml
     (dirs["train"] / "basicsr_options.yml").write_text("network_g: {type: NAFNet}\n")
     (dirs["evaluate"] / "report.html").write_text("<html>worst images</html>")
     version = run_register(params.register_, RegisterPaths(*(dirs[k] for k in ("train", "evaluate", "export",
-                                                                                  "register"))))["version"]
+                                                                                  "register", "lmdb"))))["version"]
     local = mlflow.artifacts.download_artifacts(f"models:/brighthouse/{version}", dst_path=str(tmp_path / "dl"))
     from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_the_fp16_variant_ships_only_when_evaluation_found_it_good(params, tmp_p
         (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
         (dirs["export"] / "model_fp16.onnx").write_bytes((dirs["export"] / "model.onnx").read_bytes())
         version = run_register(params.register_, RegisterPaths(*(dirs[k] for k in ("train", "evaluate", "export",
-                                                                                      "register"))))["version"]
+                                                                                      "register", "lmdb"))))["version"]
         refs[name] = fetch("brighthouse", "challenger", version)
     assert refs["good"].fp16_path is not None and refs["good"].metadata["fp16"] is True
     assert refs["lossy"].fp16_path is None and refs["lossy"].metadata["fp16_loss_db"] == 0.4
@@ -166,6 +167,7 @@ def test_a_built_engine_ships_with_the_version_under_its_gpu_key(params, tmp_pat
 
     monkeypatch.setattr(register, "unavailable_reason", lambda: None)
     monkeypatch.setattr(register, "build_engine", fake_build)
+    monkeypatch.setattr(register, "engine_val_loss_db", lambda *a: 0.01)  # scored on the val split: it keeps quality
     result = _register(params, tmp_path, "a")
     ref = fetch("brighthouse", "champion", result["version"])
     assert ref.tags["tensorrt"] == "GPU-X-trt10-ort1" and result["tensorrt"]["key"] == "GPU-X-trt10-ort1"
@@ -180,6 +182,14 @@ def test_a_built_engine_ships_with_the_version_under_its_gpu_key(params, tmp_pat
     assert "unsupported operator" in failed["tensorrt"]["failed"]
     assert MlflowClient().get_model_version("brighthouse", failed["version"]).tags["tensorrt"].startswith("none: ")
 
+    monkeypatch.setattr(register, "build_engine", fake_build)
+    monkeypatch.setattr(register, "engine_val_loss_db", lambda *a: 0.3)  # FP16 lost quality on the val split
+    lossy = _register(params, tmp_path, "c")
+    tag = MlflowClient().get_model_version("brighthouse", lossy["version"]).tags["tensorrt"]
+    assert tag.startswith("none: the FP16 engine loses 0.300 dB on the val split, over the 0.05 dB limit")
+    ref = fetch("brighthouse", "challenger", lossy["version"])
+    assert not (Path(ref.onnx_path).parent / "tensorrt").exists()  # serving finds nothing to run
+
 
 def test_training_outputs_from_another_store_fail_early_and_say_what_to_do(params, tmp_path, mlflow_store):
     import json
@@ -187,7 +197,7 @@ def test_training_outputs_from_another_store_fail_early_and_say_what_to_do(param
     dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
     (dirs["train"] / "run.json").write_text(json.dumps({"run_id": "0123456789abcdef0123456789abcdef"}))
     with pytest.raises(StageFailed, match=r"not in the MLflow store .*dvc repro -f train"):
-        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"]))
     assert MlflowClient().search_registered_models() == []
 
 
@@ -196,8 +206,8 @@ def test_weights_that_are_not_the_ones_the_run_logged_fail_early(params, tmp_pat
     dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
     (dirs["train"] / "model.pth").write_bytes(b"weights from another training")
     with pytest.raises(StageFailed, match=r"is not the model training run .* logged .*dvc repro -f train"):
-        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"]))
     (dirs["train"] / "run.json").unlink()
     with pytest.raises(StageFailed, match=r"no record of its MLflow run"):
-        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+        run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"]))
     assert MlflowClient().search_registered_models() == []

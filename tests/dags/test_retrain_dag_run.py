@@ -34,7 +34,7 @@ def test_deliveries_train_a_challenger_and_leave_the_champion(project_copy, airf
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     use_tracking()
     dirs = fake_stage_outputs(tmp_path / "champion", 0.5, 0.1)
-    run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"]))
+    run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"]))
     client = MlflowClient()
 
     inbox = project_copy / "inbox"

@@ -16,7 +16,7 @@ from tests.conftest import REPO, fake_stage_outputs, free_port, tool_env
 
 def register_affine(params, root: Path, scale: float, offset: float, inference: dict | None = None) -> str:
     dirs = fake_stage_outputs(root, scale, offset, inference=inference)
-    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"])
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
     return run_register(params.register_, paths)["version"]
 
 

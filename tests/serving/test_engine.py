@@ -24,16 +24,26 @@ def test_asking_for_a_runtime_that_is_absent_says_what_is_there(champion_ref):
         open_session(champion_ref, missing[0], 64, 2)
 
 
-def test_tensorrt_engine_matches_onnxruntime_cpu(champion_ref):
-    from components.inference.tensorrt_engine import unavailable_reason
+def test_tensorrt_serves_only_from_an_engine_verified_on_the_val_split(champion_ref, monkeypatch):
+    """TensorRT's FP16 engine is a different numeric path from the ONNX the gate scored: it may
+    serve only when register built it and scored it on the val split (shipped under
+    ``tensorrt/<key>/``), for this GPU and this profile. Otherwise CUDA (or CPU) serves."""
+    import onnxruntime as ort
 
-    if unavailable_reason():
-        pytest.skip(unavailable_reason())
-    trt, name = open_session(champion_ref, "tensorrt", 64, 2)
-    cpu, _ = open_session(champion_ref, "onnxruntime-cpu", 64, 2)
-    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
-    assert name == "tensorrt"
-    np.testing.assert_allclose(trt.run(None, {"input": x})[0], cpu.run(None, {"input": x})[0], atol=2e-2)
+    import serving.engine as engine
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(PREFERENCE))  # a GPU machine
+    monkeypatch.setattr(engine, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(engine, "current_engine_key", lambda: "GPU-X-trt10-ort1")
+    monkeypatch.setattr(engine, "session_providers", lambda tile, batch, cache: ["TRT", tile, batch])
+    assert engine.providers_for(champion_ref, "auto", 64, 2) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(RuntimeError, match="no TensorRT engine verified on the val split for GPU-X"):
+        engine.providers_for(champion_ref, "tensorrt", 64, 2)
+    verified = champion_ref.onnx_path.parent / "tensorrt" / "GPU-X-trt10-ort1"
+    verified.mkdir(parents=True)
+    (verified / "g_1_sm90.engine").write_bytes(b"plan")
+    assert engine.providers_for(champion_ref, "auto", 64, 2) == ["TRT", 64, 2]  # the tiling the gate used
+    assert engine.providers_for(champion_ref, "auto", 64, 4)[0] == "CUDAExecutionProvider"  # another profile
 
 
 def test_a_global_view_version_runs_once_at_working_size_and_edits_full_resolution(params, tmp_path, mlflow_store):

@@ -17,7 +17,7 @@ from tests.conftest import fake_stage_outputs, lmdb_paths
 
 
 def _register(params, dirs, evaluate=None):
-    paths = RegisterPaths(dirs["train"], evaluate or dirs["evaluate"], dirs["export"], dirs["register"])
+    paths = RegisterPaths(dirs["train"], evaluate or dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
     return run_register(params.register_, paths)
 
 
