@@ -9,7 +9,8 @@ Rooms:
 - ``data/``: finding pairs (``pairs``, ``confine`` for untrusted deliveries), decoding to
   upright sRGB (``imageio``, ``colour``), validation (``pair_table``, ``pair_checks``,
   ``pair_suite``, ``data_report``), ``ingest``, ``deliveries``, ``data_version``,
-  ``sample_data``, and reading the stage's LMDBs (``lmdb_read``, ``whole_photo_data``);
+  ``sample_data``, and reading the stage's LMDBs (``lmdb_read``; training samples:
+  ``photo_crops`` for tiled models, ``whole_photo_data`` for global-view ones);
 - ``model/``: NAFNet (``nafnet_arch``, ``curves_nafnet`` with the tone-curve prior from
   ``baseline``), ``losses``, ``basicsr_adapter`` (the only module that imports BasicSR),
   ``model_io``, ``train_state``, ``train_monitor``, ``distributed``;

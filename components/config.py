@@ -31,9 +31,6 @@ class LmdbConfig(_Section):
     val_fraction: float = Field(0.25, gt=0, lt=1)
     min_train_share: float = Field(0.7, gt=0, lt=1)
     png_compression: int = Field(1, ge=0, le=9)
-    crop_size: int = Field(480, gt=0)
-    step: int = Field(480, gt=0)
-    thresh_size: int = Field(0, ge=0)
     whole_photo_side: int = Field(768, gt=0)  # train photos also stored whole, this long side (global_view)
     workers: int = Field(0, ge=0)
 
@@ -84,6 +81,7 @@ class TrainConfig(_Section):
     iterations: int = Field(200, gt=0)
     batch_size: int = Field(4, gt=0)
     patch_size: int = Field(64, gt=0)
+    crops_per_photo: int = Field(1, gt=0)            # tiled: patches cut from each decoded photo (divides batch_size)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = 0.0
     eta_min: float = 1e-6
@@ -117,6 +115,13 @@ class TrainConfig(_Section):
         if data["profile"] not in profiles:
             raise ValueError(f"train.profile '{data['profile']}' is not one of train.profiles: {sorted(profiles)}")
         return {**profiles[data["profile"]], **data}
+
+    @model_validator(mode="after")
+    def _whole_photos_per_batch(self):
+        if self.batch_size % self.crops_per_photo:
+            raise ValueError(f"train.batch_size {self.batch_size} is not a multiple of train.crops_per_photo "
+                             f"{self.crops_per_photo} (each photo drawn gives that many patches of a batch)")
+        return self
 
 
 class GateConfig(_Section):

@@ -7,15 +7,16 @@ share their keys, so BasicSR's ``PairedImageDataset`` with ``io_backend: lmdb`` 
 unchanged.
 
 Training pairs are stored twice, once per inference mode (components/inference/modes.py):
-- ``train/``: full-resolution sub-images (``lmdb.crop_size`` every ``step`` px, as BasicSR's
-  sub-image extraction does; a step under the crop size overlaps them), for ``tiled`` models, so a training step decodes a few hundred
-  pixels square instead of a whole 7-megapixel photo;
-- ``train_whole/``: each whole photo shrunk to ``lmdb.whole_photo_side`` (long side), for
-  ``global_view`` models, which see whole photos; small (about 1% of the sub-images).
-Validation pairs stay whole at full size, since evaluation is at full size. A whole photo is
+- ``train/``: each whole photo at full resolution, for ``tiled`` models, whose patches are cut
+  when training draws them (components/data/photo_crops.py);
+- ``train_whole/``: each whole photo shrunk to ``lmdb.whole_photo_side`` (long side), as PNG,
+  for ``global_view`` models, which see whole photos; small (about a fifth of the JPEGs).
+Validation pairs stay whole at full size, since evaluation is at full size. A full-size photo is
 stored as its file's own bytes (a JPEG stays the JPEG) when OpenCV, which every reader decodes
 with, gives exactly the pixels validation accepted; otherwise (EXIF turns, colour modes, alpha)
-as PNG. That keeps the val LMDB the size of its photos and spares encoding them.
+as PNG. So ``train/`` and ``val/`` together cost what the accepted photos cost, and nothing is
+re-encoded: sub-images of 480 px as PNG, as BasicSR's recipe writes them, took six times that
+(bench/README.md, the scale table).
 """
 from __future__ import annotations
 
@@ -65,17 +66,6 @@ def lmdb_key(pair_id: str) -> str:
     return key.encode("ascii", "replace").decode("ascii")
 
 
-def crop_starts(length: int, crop: int, step: int, thresh: int) -> list[int]:
-    """BasicSR's rule: starts every ``step``; a last crop flush with the edge when the
-    uncovered remainder is over ``thresh`` pixels. Short sides give one crop of the whole."""
-    if length <= crop:
-        return [0]
-    starts = list(range(0, length - crop + 1, step))
-    if length - (starts[-1] + crop) > thresh:
-        starts.append(length - crop)
-    return starts
-
-
 def encode_png(rgb: np.ndarray, level: int) -> bytes:
     ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, level])
     if not ok:
@@ -92,8 +82,7 @@ def stored_bytes(source: bytes, rgb: np.ndarray, level: int) -> bytes:
 
 
 def pair_records(pair: Pair, cfg: LmdbConfig, layout: str) -> list[Record]:
-    """Encode one pair per ``layout`` (``whole``, ``whole_small`` or ``subimages``); runs in a
-    worker process."""
+    """Encode one pair per ``layout`` (``whole`` or ``whole_small``); runs in a worker process."""
     sources = pair.input.read_bytes(), pair.target.read_bytes()
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
     lq, gt = (decode_image(data, str(path), flatten_alpha=True).rgb
@@ -104,18 +93,8 @@ def pair_records(pair: Pair, cfg: LmdbConfig, layout: str) -> list[Record]:
     if layout == "whole":
         lq_bytes, gt_bytes = (stored_bytes(data, rgb, cfg.png_compression) for data, rgb in zip(sources, (lq, gt)))
         return [(key, lq_bytes, gt_bytes, lq.shape)]
-    if layout == "whole_small":
-        lq, gt = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
-        return [(key, encode_png(lq, cfg.png_compression), encode_png(gt, cfg.png_compression), lq.shape)]
-    h, w, _ = lq.shape
-    records = []
-    for y in crop_starts(h, cfg.crop_size, cfg.step, cfg.thresh_size):
-        for x in crop_starts(w, cfg.crop_size, cfg.step, cfg.thresh_size):
-            box = (slice(y, y + cfg.crop_size), slice(x, x + cfg.crop_size))
-            a, b = lq[box], gt[box]
-            records.append((f"{key}_s{len(records) + 1:03d}", encode_png(a, cfg.png_compression),
-                            encode_png(b, cfg.png_compression), a.shape))
-    return records
+    lq, gt = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
+    return [(key, encode_png(lq, cfg.png_compression), encode_png(gt, cfg.png_compression), lq.shape)]
 
 
 class PairedLmdbWriter:
@@ -190,7 +169,7 @@ def accepted_pairs(data: Path, report: Path) -> list[Pair]:
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
     splits = split_pairs(accepted_pairs(paths.data, paths.report), cfg.val_fraction, cfg.min_train_share)
-    counts = {"train": write_split(splits["train"], paths.out / "train", cfg, "subimages"),
+    counts = {"train": write_split(splits["train"], paths.out / "train", cfg, "whole"),
               "train_whole": write_split(splits["train"], paths.out / "train_whole", cfg, "whole_small"),
               "val": write_split(splits["val"], paths.out / "val", cfg, "whole")}
     write_json(paths.out / "splits.json", {s: sorted(p.pair_id for p in ps) for s, ps in splits.items()})

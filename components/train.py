@@ -48,8 +48,8 @@ def check_patches_fit(lmdb_dir: Path, patch: int) -> None:
     """BasicSR stops mid-run on an image smaller than the patch; fail before training."""
     small = [k for k, (h, w, _) in lmdb_shapes(lmdb_dir / "train" / "gt.lmdb").items() if min(h, w) < patch]
     if small:
-        raise StageFailed(f"{len(small)} training images are smaller than train.patch_size={patch} "
-                          f"(e.g. {', '.join(small[:3])}): raise lmdb.crop_size or lower the patch size")
+        raise StageFailed(f"{len(small)} training photos are smaller than train.patch_size={patch} "
+                          f"(e.g. {', '.join(small[:3])}): lower the patch size")
 
 
 def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:

@@ -4,6 +4,7 @@ Light on purpose (lmdb, OpenCV, NumPy): evaluation, export checks, training moni
 champion check read the val split without the stage's writing machinery."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,3 +38,34 @@ def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
         name, shape, _ = line.split(" ")
         shapes[name.split(".")[0]] = tuple(int(v) for v in shape.strip("()").split(","))
     return shapes
+
+
+class LmdbPairs:
+    """One split's ``lq.lmdb``/``gt.lmdb`` (shared keys), read a pair at a time as uint8 RGB:
+    what the training datasets sample from. The databases are opened on first read in each
+    process, so DataLoader workers never share a handle inherited from their parent."""
+
+    def __init__(self, lq: Path, gt: Path) -> None:
+        self.roots = {"lq": lq, "gt": gt}
+        self.shapes = lmdb_shapes(gt)
+        self.keys = list(self.shapes)
+        self._envs: dict | None = None
+        self._pid = 0
+
+    def read(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        if self._envs is None or self._pid != os.getpid():
+            self._envs = {side: lmdb.open(str(root), readonly=True, lock=False, readahead=False)
+                          for side, root in self.roots.items()}
+            self._pid = os.getpid()
+        images = []
+        for side in ("lq", "gt"):
+            with self._envs[side].begin() as txn:
+                value = txn.get(key.encode("ascii"))
+            if value is None:
+                raise KeyError(f"{self.roots[side]} has no image {key!r} (meta_info.txt lists it): "
+                               "run the lmdb stage again")
+            images.append(cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])
+        if images[0].shape != images[1].shape:
+            raise ValueError(f"{key}: input {images[0].shape} and target {images[1].shape} differ in "
+                             f"{self.roots['lq'].parent}")
+        return images[0], images[1]

@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from components.data.lmdb_read import LmdbPairs
+
 GAMMA = 2.2  # sRGB is close enough to this power law for a photometric augmentation
 
 
@@ -65,34 +67,26 @@ def augmented_pair(lq: np.ndarray, gt: np.ndarray, aug: Augment) -> tuple[np.nda
 
 class WholePhotoDataset:
     """A torch-style dataset over a whole-photo LMDB pair (``lq.lmdb``/``gt.lmdb``, BasicSR's
-    layout), yielding BasicSR's batch dict. Opened lazily, so each loader worker has its own."""
+    layout), yielding BasicSR's batch dict."""
 
     def __init__(self, opt: dict) -> None:
-        self.roots = {side: Path(opt[f"dataroot_{side}"]) for side in ("lq", "gt")}
-        meta = (self.roots["gt"] / "meta_info.txt").read_text().splitlines()
-        self.keys = [line.split(".")[0] for line in meta]
+        self.pairs = LmdbPairs(Path(opt["dataroot_lq"]), Path(opt["dataroot_gt"]))
         long_side = int(opt["gt_size"])
         self.aug = Augment((long_side, round(long_side * 2 / 3)), opt["min_crop"], opt["exposure_stops"],
                            opt["white_balance"])
-        self._envs: dict | None = None
 
     def __len__(self) -> int:
-        return len(self.keys)
-
-    def _read(self, side: str, key: str) -> np.ndarray:
-        import lmdb
-
-        if self._envs is None:
-            self._envs = {s: lmdb.open(str(p), readonly=True, lock=False, readahead=False)
-                          for s, p in self.roots.items()}
-        with self._envs[side].begin() as txn:
-            buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        return len(self.pairs.keys)
 
     def __getitem__(self, index: int) -> dict:
-        import torch
+        key = self.pairs.keys[index]
+        lq, gt = augmented_pair(*self.pairs.read(key), self.aug)
+        return {"lq": chw_tensor(lq), "gt": chw_tensor(gt), "lq_path": key, "gt_path": key}
 
-        key = self.keys[index]
-        lq, gt = augmented_pair(self._read("lq", key), self._read("gt", key), self.aug)
-        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))  # noqa: E731
-        return {"lq": as_tensor(lq), "gt": as_tensor(gt), "lq_path": key, "gt_path": key}
+
+def chw_tensor(image: np.ndarray):
+    """HWC (or NHWC) float32 array -> a torch tensor, channels first."""
+    import torch
+
+    axes = (2, 0, 1) if image.ndim == 3 else (0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(axes)))

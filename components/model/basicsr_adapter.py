@@ -1,8 +1,9 @@
 """The only module that speaks BasicSR: it builds the option dict and drives the model.
 
-Training goes through BasicSR's own registries (``PairedImageDataset`` on LMDB, ``SRModel``
-with its losses, optimisers and schedulers); the loop is ours so that progress and metrics
-go to MLflow and library code never parses ``sys.argv`` or calls ``sys.exit``.
+Training goes through BasicSR's registries (``SRModel`` with its losses, optimisers and
+schedulers; our two datasets over its LMDB layout, registered with it: patches cut from whole
+photos for ``tiled`` models, whole photos for ``global_view`` ones); the loop is ours so that
+progress and metrics go to MLflow and library code never parses ``sys.argv`` or calls ``sys.exit``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 import yaml
 
 from components.config import TrainConfig
+from components.data.photo_crops import PhotoCropDataset
 from components.data.whole_photo_data import WholePhotoDataset
 from components.model.curves_nafnet import register_curves_nafnet
 from components.model.distributed import Ranks, check_ranks_agree
@@ -38,6 +40,18 @@ def _whole_photo_dataset(cfg: TrainConfig, lmdb_dir: Path) -> dict:
     }
 
 
+def _photo_crop_dataset(cfg: TrainConfig, lmdb_dir: Path) -> dict:
+    return {
+        "name": "train", "type": "PhotoCropDataset", "phase": "train", "scale": 1,
+        "dataroot_lq": str(lmdb_dir / "train" / "lq.lmdb"),
+        "dataroot_gt": str(lmdb_dir / "train" / "gt.lmdb"),
+        "io_backend": {"type": "lmdb"}, "gt_size": cfg.patch_size, "crops_per_photo": cfg.crops_per_photo,
+        # a batch item is one photo's crops_per_photo patches; the loop flattens them (_batches)
+        "batch_size_per_gpu": cfg.batch_size // cfg.crops_per_photo, "num_worker_per_gpu": cfg.num_workers,
+        "dataset_enlarge_ratio": 1, "prefetch_mode": None,
+    }
+
+
 def _network(cfg: TrainConfig, tone_curves: list | None) -> dict:
     if tone_curves is None:
         return {"type": "NAFNet", **cfg.arch.model_dump()}
@@ -48,17 +62,7 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
                   tone_curves: list | None = None) -> dict:
     """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
     ``tone_curves`` (3 x 256 levels) puts fitted curves in front of NAFNet (``CurvesNAFNet``)."""
-    train_ds = {
-        "name": "train", "type": "PairedImageDataset", "phase": "train", "scale": 1,
-        "dataroot_lq": str(lmdb_dir / "train" / "lq.lmdb"),
-        "dataroot_gt": str(lmdb_dir / "train" / "gt.lmdb"),
-        "io_backend": {"type": "lmdb"}, "filename_tmpl": "{}",
-        "gt_size": cfg.patch_size, "use_hflip": True, "use_rot": True,
-        "batch_size_per_gpu": cfg.batch_size, "num_worker_per_gpu": cfg.num_workers,
-        "dataset_enlarge_ratio": 1, "prefetch_mode": None,
-    }
-    if cfg.mode == "global_view":
-        train_ds = _whole_photo_dataset(cfg, lmdb_dir)
+    train_ds = _photo_crop_dataset(cfg, lmdb_dir) if cfg.mode == "tiled" else _whole_photo_dataset(cfg, lmdb_dir)
     return {
         "name": "brighthouse", "model_type": "SRModel", "scale": 1, "is_train": True,
         "num_gpu": 1 if device == "cuda" else 0, "dist": ranks.distributed, "rank": ranks.rank,
@@ -134,7 +138,7 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.n
 
     register_nafnet()
     register_curves_nafnet()
-    _register_whole_photo_dataset()
+    _register_datasets()
     if opt["train"].get("perceptual_opt"):
         check_vgg_weights()
     set_random_seed(opt["manual_seed"])  # the same initial weights on every rank
@@ -155,11 +159,12 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.n
     return net.cpu().eval(), check_ranks_agree(net, ranks)
 
 
-def _register_whole_photo_dataset() -> None:
+def _register_datasets() -> None:
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    if "WholePhotoDataset" not in DATASET_REGISTRY:
-        DATASET_REGISTRY.register(WholePhotoDataset)
+    for dataset in (PhotoCropDataset, WholePhotoDataset):
+        if dataset.__name__ not in DATASET_REGISTRY:
+            DATASET_REGISTRY.register(dataset)
 
 
 def _loader(opt: dict, ranks: Ranks):
@@ -183,8 +188,13 @@ def _batches(loader, sampler, start: int):
     while True:
         sampler.set_epoch(epoch)
         sampler.skip = skip * loader.batch_size
-        yield from loader
+        yield from map(_patch_batch, loader)
         epoch, skip = epoch + 1, 0
+
+
+def _patch_batch(batch: dict) -> dict:
+    """A batch of PhotoCropDataset items (photos x patches x C x H x W) as one batch of patches."""
+    return {k: v.flatten(0, 1) if isinstance(v, torch.Tensor) and v.ndim == 5 else v for k, v in batch.items()}
 
 
 def _loop(model, step, batches, opt: dict, hooks: TrainHooks, start: int, ranks: Ranks) -> None:

@@ -100,7 +100,7 @@ def test_train_profiles_switch_without_editing_the_file(tmp_path):
         (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
         train = load_params(tmp_path / "p.yaml").train
         assert train.arch.width == width and train.arch.middle_blk_num == 12 and train.ema_decay == 0.999
-        assert train.patch_size <= load_params(tmp_path / "p.yaml").lmdb.crop_size  # patches fit the sub-images
+        assert train.batch_size % train.crops_per_photo == 0 and train.crops_per_photo > 1  # GPUs: fewer decodes
     raw["train"]["profile"] = "cpu"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     params = load_params(tmp_path / "p.yaml")
@@ -128,3 +128,11 @@ def test_section_keys_win_over_the_profile(tmp_path):
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     train = load_params(tmp_path / "p.yaml").train
     assert train.iterations == 20 and train.patch_size == raw["train"]["profiles"]["tiny"]["patch_size"]
+
+
+def test_a_batch_is_whole_photos_worth_of_patches(tmp_path):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"].update({"batch_size": 6, "crops_per_photo": 4})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="batch_size 6 is not a multiple of train.crops_per_photo 4"):
+        load_params(tmp_path / "p.yaml")

@@ -5,7 +5,7 @@ import pytest
 
 from components.data.lmdb_read import read_lmdb
 from components.data.pairs import Pair
-from components.lmdb import crop_starts, run_lmdb, split_of, split_pairs
+from components.lmdb import run_lmdb, split_of, split_pairs
 from components.model.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import lmdb_paths, write_pair
 
@@ -52,7 +52,6 @@ def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: P
 
     out = tmp_path / "lmdb"
     result = run_lmdb(params.lmdb, lmdb_paths(pair_folder, out))
-    # the fixture's images are smaller than a crop: one sub-image each
     counts = result["images"]
     assert result["pairs"] == {"train": 10, "val": 2} and counts == {"train": 10, "train_whole": 10, "val": 2}
     for split, phase in (("train", "train"), ("val", "val")):
@@ -82,13 +81,6 @@ def test_rgb_order_is_kept(tmp_path, params):
     np.testing.assert_allclose(img, original / 255.0, atol=1e-6)
 
 
-def test_crop_starts_follow_basicsr_rule():
-    assert crop_starts(1000, 480, 240, 0) == [0, 240, 480, 520]
-    assert crop_starts(960, 480, 240, 0) == [0, 240, 480]
-    assert crop_starts(1000, 480, 240, 100) == [0, 240, 480]  # 40 px remainder is under thresh
-    assert crop_starts(300, 480, 240, 0) == [0]
-
-
 def _big_pairs(folder, shapes):
     from PIL import Image
 
@@ -99,27 +91,30 @@ def _big_pairs(folder, shapes):
         Image.fromarray(target // 2).save(folder / f"b{i}_src.png")
 
 
-def test_train_pairs_become_aligned_subimages_val_stays_whole(tmp_path, params):
-    from basicsr.data.paired_image_dataset import PairedImageDataset
+def test_train_and_val_photos_stay_whole_as_their_own_bytes(tmp_path, params):
+    """Full-size photos are not re-encoded: the train and val LMDBs cost what the photos cost."""
+    from PIL import Image
 
     folder = tmp_path / "pairs"
     folder.mkdir()
-    _big_pairs(folder, [(250, 330)] * 8)
-    cfg = params.lmdb.model_copy(update={"crop_size": 128, "step": 96, "val_fraction": 0.3})
-    result = run_lmdb(cfg, lmdb_paths(folder, tmp_path / "lmdb"))
-    per_image = len(crop_starts(250, 128, 96, 0)) * len(crop_starts(330, 128, 96, 0))
-    assert result["images"]["train"] == result["pairs"]["train"] * per_image
-    assert result["images"]["val"] == result["pairs"]["val"]
-    lq, gt = (read_lmdb(tmp_path / "lmdb" / "train" / f"{r}.lmdb") for r in ("lq", "gt"))
-    assert lq.keys() == gt.keys()
-    for key in list(gt)[:per_image]:
-        assert gt[key].shape == (128, 128, 3)
-        np.testing.assert_allclose(lq[key], np.floor(gt[key] * 255 / 2) / 255, atol=1e-6)  # same crop box
-    ds = PairedImageDataset({
-        "phase": "train", "scale": 1, "gt_size": 64, "use_hflip": True, "use_rot": True,
-        "dataroot_lq": str(tmp_path / "lmdb/train/lq.lmdb"), "dataroot_gt": str(tmp_path / "lmdb/train/gt.lmdb"),
-        "io_backend": {"type": "lmdb"}, "filename_tmpl": "{}"})
-    assert len(ds) == result["images"]["train"] and ds[3]["gt"].shape == (3, 64, 64)
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        photo = (rng.random((240, 320, 3)) * 255).astype(np.uint8)
+        Image.fromarray(photo).save(folder / f"b{i}_tar.jpg", quality=90)
+        Image.fromarray(photo // 2).save(folder / f"b{i}_src.jpg", quality=90)
+    result = run_lmdb(params.lmdb.model_copy(update={"val_fraction": 0.3}), lmdb_paths(folder, tmp_path / "lmdb"))
+    assert result["images"] == {"train": result["pairs"]["train"], "train_whole": result["pairs"]["train"],
+                                "val": result["pairs"]["val"]}
+    photo_bytes = sum(f.stat().st_size for f in folder.iterdir())
+    stored = sum(f.stat().st_size for split in ("train", "val") for f in (tmp_path / "lmdb" / split).rglob("data.mdb"))
+    assert photo_bytes <= stored < photo_bytes * 1.1 + 4 * 16384  # the photos, plus LMDB's pages
+    for split in ("train", "val"):
+        for role, suffix in (("lq", "src"), ("gt", "tar")):
+            env = __import__("lmdb").open(str(tmp_path / "lmdb" / split / f"{role}.lmdb"), readonly=True, lock=False)
+            with env.begin() as txn:
+                for key, value in txn.cursor():
+                    assert value == (folder / f"{key.decode()}_{suffix}.jpg").read_bytes()
+            env.close()
     assert not (tmp_path / "lmdb" / "train.tmp").exists()
 
 
@@ -142,7 +137,9 @@ def test_real_listing_photos_at_full_resolution(tmp_path, params):
     result = run_lmdb(cfg, lmdb_paths(folder, tmp_path / "lmdb"))
     val = read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb")
     assert all(img.shape[0] * img.shape[1] > 7_000_000 for img in val.values())
-    assert result["images"]["train"] >= result["pairs"]["train"] * 12
+    assert result["images"]["train"] == result["pairs"]["train"]
+    train = read_lmdb(tmp_path / "lmdb" / "train" / "gt.lmdb")
+    assert all(img.shape[0] * img.shape[1] > 7_000_000 for img in train.values())
 
 
 def test_only_pairs_validation_accepted_are_written(pair_folder, tmp_path, params):
