@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -78,30 +80,39 @@ def retouch(image: np.ndarray, index: int) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def synthesise(n: int, data: Path, max_hash_distance: int) -> int:
-    """Writes ``scale_<i>_src.jpg`` / ``_tar.jpg``, skipping any view whose target the
-    duplicate check would call a near-duplicate of an earlier one; returns the JPEG bytes."""
+def candidate(j: int) -> tuple[int, bytes, bytes]:
+    """Candidate pair ``j``: view ``j // 8`` of photo ``j % 8`` and its retouch, as (the
+    target's dHash, input JPEG, target JPEG); runs in a worker process."""
     sys.path.insert(0, str(REPO))
     from components.data.pair_checks import dhash
 
-    photos = [cv2.imread(str(p))[..., ::-1] for p in sorted(INPUTS.glob("*.jpg"))]
+    photos = sorted(INPUTS.glob("*.jpg"))
+    src = variant(cv2.imread(str(photos[j % len(photos)]))[..., ::-1], j // len(photos))
+    tar = retouch(src, j)
+    encoded = [cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes() for img in (src, tar)]
+    return dhash(tar), *encoded
+
+
+def synthesise(n: int, data: Path, max_hash_distance: int) -> int:
+    """Writes ``scale_<i>_src.jpg`` / ``_tar.jpg`` for the first ``n`` candidates whose target
+    the duplicate check would not call a near-duplicate of an earlier one (candidates are made
+    on every core, kept in order); returns the JPEG bytes."""
     data.mkdir(parents=True, exist_ok=True)
+    limit = len(list(INPUTS.glob("*.jpg"))) * len(CROPS) * 8
     hashes: list[int] = []
-    views = [0] * len(photos)
-    for i in range(n):
-        k = i % len(photos)
-        while True:
-            src = variant(photos[k], views[k])
-            tar = retouch(src, i)
-            views[k] += 1
-            if views[k] > 10 * len(CROPS) * 8:
-                raise RuntimeError(f"{n} distinct pairs are more than {len(photos)} photos give")
-            h = dhash(tar)
-            if all(bin(h ^ other).count("1") > max_hash_distance for other in hashes):
+    window = 2 * (os.cpu_count() or 1)  # candidates in flight: bounds memory (about 5 MB each)
+    with ProcessPoolExecutor() as pool:
+        for start in range(0, limit, window):
+            for h, src, tar in pool.map(candidate, range(start, min(start + window, limit))):
+                if len(hashes) < n and all(bin(h ^ other).count("1") > max_hash_distance for other in hashes):
+                    i = len(hashes)
+                    hashes.append(h)
+                    (data / f"scale_{i:04d}_src.jpg").write_bytes(src)
+                    (data / f"scale_{i:04d}_tar.jpg").write_bytes(tar)
+            if len(hashes) == n:
                 break
-        hashes.append(h)
-        for role, img in (("src", src), ("tar", tar)):
-            cv2.imwrite(str(data / f"scale_{i:04d}_{role}.jpg"), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if len(hashes) < n:
+        raise RuntimeError(f"{n} distinct pairs are more than the {len(hashes)} these photos give")
     return sum(p.stat().st_size for p in data.iterdir())
 
 

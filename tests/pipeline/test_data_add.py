@@ -28,6 +28,11 @@ def test_delivery_makes_a_new_data_version_with_only_the_good_pairs(project_copy
     out = yaml.safe_load((project_copy / "data.dvc").read_text())["outs"][0]
     assert out["md5"] != old["md5"] and out["nfiles"] == old["nfiles"] + 2 * len(good)
     assert digest(inbox) == inbox_before
+    # stored once: every photo in data/ is the DVC cache's file (a read-only hardlink), not a copy
+    cache = {(f.stat().st_dev, f.stat().st_ino) for f in (project_copy / ".dvc" / "cache").rglob("*") if f.is_file()}
+    photos = [f for f in (project_copy / "data").iterdir() if f.is_file()]
+    assert photos and all((f.stat().st_dev, f.stat().st_ino) in cache for f in photos)
+    assert not any(f.stat().st_mode & 0o222 for f in photos)
 
     # dvc repro picks the new version up: the LMDBs hold exactly the old and the good new pairs
     repro = subprocess.run(["dvc", "repro", "lmdb"], cwd=project_copy, env=tool_env(), capture_output=True, text=True)
