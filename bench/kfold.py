@@ -41,9 +41,8 @@ def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path,
     from components.lmdb import write_split
 
     cfg = params.lmdb
-    write_split([pairs[i] for i in train_ids], out / "train", cfg, "subimages")
-    write_split([pairs[i] for i in train_ids], out / "train_whole", cfg, "whole_small")
-    write_split([pairs[i] for i in val_ids], out / "val", cfg, "whole")
+    write_split([pairs[i] for i in train_ids], {"whole": out / "train", "whole_small": out / "train_whole"}, cfg)
+    write_split([pairs[i] for i in val_ids], {"whole": out / "val"}, cfg)
 
 
 def run_fold(lmdb_dir: Path, work: Path, params) -> dict:

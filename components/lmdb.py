@@ -81,20 +81,23 @@ def stored_bytes(source: bytes, rgb: np.ndarray, level: int) -> bytes:
     return encode_png(rgb, level)
 
 
-def pair_records(pair: Pair, cfg: LmdbConfig, layout: str) -> list[Record]:
-    """Encode one pair per ``layout`` (``whole`` or ``whole_small``); runs in a worker process."""
+def pair_records(pair: Pair, cfg: LmdbConfig, layouts: tuple[str, ...]) -> dict[str, Record]:
+    """One pair, decoded once, as a record per layout: ``whole`` (full size, its own bytes where
+    they decode exactly) and ``whole_small`` (``lmdb.whole_photo_side``, PNG); runs in a worker."""
     sources = pair.input.read_bytes(), pair.target.read_bytes()
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
     lq, gt = (decode_image(data, str(path), flatten_alpha=True).rgb
               for data, path in zip(sources, (pair.input, pair.target)))
     if lq.shape != gt.shape:
         raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
-    key = lmdb_key(pair.pair_id)
-    if layout == "whole":
+    key, records = lmdb_key(pair.pair_id), {}
+    if "whole" in layouts:
         lq_bytes, gt_bytes = (stored_bytes(data, rgb, cfg.png_compression) for data, rgb in zip(sources, (lq, gt)))
-        return [(key, lq_bytes, gt_bytes, lq.shape)]
-    lq, gt = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
-    return [(key, encode_png(lq, cfg.png_compression), encode_png(gt, cfg.png_compression), lq.shape)]
+        records["whole"] = (key, lq_bytes, gt_bytes, lq.shape)
+    if "whole_small" in layouts:
+        small = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
+        records["whole_small"] = (key, *(encode_png(img, cfg.png_compression) for img in small), small[0].shape)
+    return records
 
 
 class PairedLmdbWriter:
@@ -131,15 +134,20 @@ class PairedLmdbWriter:
         self.tmp.rename(self.out)
 
 
-def write_split(pairs: list[Pair], out: Path, cfg: LmdbConfig, layout: str) -> int:
-    workers = cfg.workers or os.cpu_count() or 1
-    writer = PairedLmdbWriter(out, cfg.png_compression)
+def write_split(pairs: list[Pair], outs: dict[str, Path], cfg: LmdbConfig) -> dict[str, int]:
+    """Write ``pairs`` into one LMDB pair per layout (``outs``: layout -> folder), decoding
+    each pair once; returns the images written per layout."""
+    workers, layouts = cfg.workers or os.cpu_count() or 1, tuple(outs)
+    writers = {layout: PairedLmdbWriter(out, cfg.png_compression) for layout, out in outs.items()}
     with ProcessPoolExecutor(workers) as pool:
-        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layout] * len(pairs))
-        for records in tqdm(jobs, total=len(pairs), desc=f"lmdb {out.name}", unit="pair"):
-            writer.write(records)
-    writer.close()
-    return len(writer.meta)
+        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layouts] * len(pairs))
+        names = "+".join(out.name for out in outs.values())
+        for records in tqdm(jobs, total=len(pairs), desc=f"lmdb {names}", unit="pair"):
+            for layout, record in records.items():
+                writers[layout].write([record])
+    for writer in writers.values():
+        writer.close()
+    return {layout: len(writer.meta) for layout, writer in writers.items()}
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, min_train_share: float = 0.7) -> dict[str, list[Pair]]:
@@ -169,9 +177,9 @@ def accepted_pairs(data: Path, report: Path) -> list[Pair]:
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
     splits = split_pairs(accepted_pairs(paths.data, paths.report), cfg.val_fraction, cfg.min_train_share)
-    counts = {"train": write_split(splits["train"], paths.out / "train", cfg, "whole"),
-              "train_whole": write_split(splits["train"], paths.out / "train_whole", cfg, "whole_small"),
-              "val": write_split(splits["val"], paths.out / "val", cfg, "whole")}
+    train = write_split(splits["train"], {"whole": paths.out / "train", "whole_small": paths.out / "train_whole"}, cfg)
+    val = write_split(splits["val"], {"whole": paths.out / "val"}, cfg)
+    counts = {"train": train["whole"], "train_whole": train["whole_small"], "val": val["whole"]}
     write_json(paths.out / "splits.json", {s: sorted(p.pair_id for p in ps) for s, ps in splits.items()})
     return {"pairs": {s: len(ps) for s, ps in splits.items()}, "images": counts}
 

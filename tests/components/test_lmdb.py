@@ -183,8 +183,8 @@ def test_whole_photos_keep_their_own_bytes_unless_opencv_would_decode_them_diffe
     Image.fromarray(photo).save(tmp_path / "a_src.jpg", quality=90)
     rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a_tar.png")
-    (key, lq, gt, shape), = pair_records(Pair("a", tmp_path / "a_src.jpg", tmp_path / "a_tar.png"),
-                                         params.lmdb, "whole")
+    key, lq, gt, shape = pair_records(Pair("a", tmp_path / "a_src.jpg", tmp_path / "a_tar.png"),
+                                      params.lmdb, ("whole",))["whole"]
     assert lq == (tmp_path / "a_src.jpg").read_bytes() and shape == (120, 160, 3)
     assert gt[:8] == b"\x89PNG\r\n\x1a\n"
     decoded = __import__("cv2").imdecode(np.frombuffer(gt, np.uint8), 1)[..., ::-1]
