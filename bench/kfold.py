@@ -9,7 +9,9 @@ composite at full resolution. The tone-curve baseline is fitted on the same trai
 
 ``-S key=value`` overrides a params.yaml value (YAML): ``evaluate.transfer.radius=4``; keys
 without a section are the train section's. Prints one line per
-fold and the pooled means (over all images); ``--json`` writes the per-image rows.
+fold and the pooled means (over all images); ``--json`` writes the per-image rows, and
+``--sheet`` a contact sheet (input | preset | output | target) of the worst and median photos,
+to look at before calling a change a win.
 """
 from __future__ import annotations
 
@@ -45,6 +47,48 @@ def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path,
     write_split([pairs[i] for i in val_ids], {"whole": out / "val"}, cfg)
 
 
+SHEET_SIDE = 360  # px, long side of each contact-sheet cell
+
+
+class SheetCollector:
+    """Small copies of each val photo's input, preset, output and target, for the contact sheet."""
+
+    def __init__(self, preset) -> None:
+        self.preset, self.cells = preset, {}
+
+    def __call__(self, key, lq, gt, row, outputs) -> None:
+        from components.data.imageio import working_copy
+
+        out = outputs["served"][0]
+        self.cells[key] = [working_copy(np.clip(img, 0, 1), SHEET_SIDE) for img in (lq, self.preset.apply(lq), out, gt)]
+
+
+def write_sheet(rows: list[dict], cells: dict, path: Path) -> None:
+    """The worst and the median photos by PSNR, one row each: input | preset | output | target."""
+    from PIL import Image, ImageDraw
+
+    ranked = sorted(rows, key=lambda r: r["psnr"])
+    picks = [("worst", ranked[0]), ("median", ranked[len(ranked) // 2])]
+    strips = []
+    for label, row in picks:
+        tiles = [Image.fromarray((np.clip(c, 0, 1) * 255).round().astype(np.uint8)) for c in cells[row["image"]]]
+        h = max(t.height for t in tiles)
+        strip = Image.new("RGB", (sum(t.width for t in tiles), h + 18), "white")
+        x = 0
+        for t in tiles:
+            strip.paste(t, (x, 18))
+            x += t.width
+        ImageDraw.Draw(strip).text((4, 2), f"{label}: {row['image']}  output {row['psnr']:.2f} dB, preset "
+                                   f"{row['baseline_psnr']:.2f} dB | input | preset | output | target", fill="black")
+        strips.append(strip)
+    sheet = Image.new("RGB", (max(s.width for s in strips), sum(s.height for s in strips)), "white")
+    y = 0
+    for strip in strips:
+        sheet.paste(strip, (0, y))
+        y += strip.height
+    sheet.save(path)
+
+
 def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
     from components.evaluate import evaluate_model, fit_baseline, served_spec
     from components.export import ExportPaths, run_export
@@ -58,9 +102,11 @@ def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
                                                                                        work / "export"))
     spec = served_spec(params.evaluate, export["view"])
     gate = params.evaluate.model_copy(update={"compare_pooling": False})
-    result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, fit_baseline(lmdb_dir),
-                            spec=spec)
-    return {"train_seconds": train_s, "rows": result["per_image"]}
+    sheet = SheetCollector(fit_baseline(lmdb_dir))
+    result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, sheet.preset,
+                            spec=spec, on_pair=sheet)
+    return {"train_seconds": train_s, "rows": result["per_image"], "cells": sheet.cells,
+            "preset": sheet.preset.kind}
 
 
 def load_params(overrides: list[str]):
@@ -87,6 +133,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=0, help="run only the first N folds (0 = all)")
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="[SECTION.]KEY=VALUE")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--sheet", type=Path, help="write the worst and median photos here (PNG)")
     args = ap.parse_args()
     from components.data.pairs import find_pairs
 
@@ -102,18 +149,22 @@ def main() -> None:
             shutil.copytree(PAIRS / args.set / "input", data / "input")
             shutil.copytree(PAIRS / args.set / "target", data / "target")
         pairs = {p.pair_id: p for p in find_pairs(data)}
-        rows, seconds = [], []
+        rows, seconds, cells = [], [], {}
         for i, val_ids in enumerate(folds(list(pairs), args.k, args.seed)[: args.folds or None]):
             train_ids = [p for p in pairs if p not in val_ids]
             write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params)
             fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params)
             rows += fold["rows"]
+            cells.update(fold["cells"])
             seconds.append(fold["train_seconds"])
             m = {k: np.mean([r[k] for r in fold["rows"]]) for k in ("psnr", "baseline_psnr", "ciede2000_mean")}
             print(f"fold {i}: {len(val_ids)} val, train {fold['train_seconds']:.0f} s, PSNR {m['psnr']:.2f} "
-                  f"(curves {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}", flush=True)
+                  f"(preset {fold['preset']} {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}",
+                  flush=True)
+        if args.sheet:
+            write_sheet(rows, cells, args.sheet)
     summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
-    summary["gain_over_curves_db"] = summary["psnr"] - summary["baseline_psnr"]
+    summary["gain_over_preset_db"] = summary["psnr"] - summary["baseline_psnr"]
     summary["train_seconds_per_fold"] = float(np.mean(seconds))
     print(json.dumps({"set": args.set, "k": args.k, "overrides": args.overrides, **summary}, indent=1))
     if args.json:

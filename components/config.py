@@ -90,6 +90,7 @@ class TrainConfig(_Section):
     ema_decay: float = Field(0.0, ge=0, lt=1)        # 0 = off; e.g. 0.999 keeps an EMA copy to export
     grad_clip: float = Field(0.0, ge=0)              # max gradient norm; 0 = off
     colour_weight: float = Field(0.0, ge=0)          # ChromaLoss weight (components/model/losses.py)
+    look_weight: float = Field(0.0, ge=0)            # LookLoss weight: luminance/chroma distributions
     perceptual_weight: float = Field(0.0, ge=0)      # VGG19 perceptual loss; needs its weights cached
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = True                       # CUDA only: faster convolutions on tensor cores
@@ -132,6 +133,9 @@ class GateConfig(_Section):
     max_ciede2000_mean: float = Field(8.0, gt=0)
     max_regression_vs_champion_db: float = Field(0.1, ge=0)
     max_fp16_loss_db: float = Field(0.05, ge=0)  # the FP16 variant ships only if it loses less
+    max_contrast_over_identity: float = Field(0.0, ge=0)  # L* of contrast error beyond the untouched inputs'
+    max_blown_highlights: float = Field(0.001, ge=0, le=1)  # share of pixels clipped where the targets are not
+    max_cast_over_baseline: float = Field(0.5, ge=0)  # CIELAB units of cast on near-white surfaces beyond the preset's
 
 
 class RegistryConfig(_Section):

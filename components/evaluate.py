@@ -2,10 +2,12 @@
 
 The exported ONNX runs in onnxruntime through ``inference.enhance`` in the model's mode
 (``tiled``, or ``global_view`` with its transfer), exactly as serving runs it. Per image: PSNR, SSIM, CIEDE2000 (mean, p95), LPIPS when its weights are here; the same
-split is scored for the identity baseline (input as output), for global tone curves fitted on
-the training pairs (``components/model/baseline.py``) and for the current ``champion``, all in one
+split is scored for the identity baseline (input as output), for the strongest cheap preset fitted
+on the training pairs (``components/model/presets.py``) and for the current ``champion``, all in one
 streaming pass over the split (``components/evaluation/scoring.py``): memory does not grow with it. The gate
-(params.yaml) wants floors met, both baselines beaten and no regression against the champion.
+(params.yaml) wants floors met, both baselines beaten, no regression against the champion, and
+what a retoucher checks (contrast, colour cast, blown highlights: ``evaluation/retoucher.py``) no
+worse than the inputs' or the preset's.
 metrics.json and report.html are written either way; then a failing model stops the pipeline.
 With a champion, the same pass also gathers the challenger-vs-champion review (``review.json``).
 """
@@ -16,7 +18,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from components.config import EvaluateConfig, GateConfig, InferenceSpec, RegistryConfig
 from components.data.lmdb_read import iter_lmdb
@@ -24,7 +25,7 @@ from components.evaluation.review import REVIEW_DATA, ReviewCollector
 from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
 from components.inference.modes import spec_from_metadata
 from components.inference.tiling import BatchFn
-from components.model.baseline import fit_tone_curves
+from components.model.presets import PRESET_FILE, Preset, fit_preset, read_preset
 from components.registry.tracking import file_md5
 from components.stage import StageFailed, run_stage, write_json
 
@@ -53,8 +54,9 @@ def apply_gate(summary: dict, gate: GateConfig) -> list[str]:
                    f"PSNR gain over identity {gain:.2f} dB < {gate.min_psnr_gain_over_identity} dB"))
     if "baseline_psnr" in summary:
         gain = summary["psnr"] - summary["baseline_psnr"]
-        checks.append((gain < gate.min_psnr_gain_over_baseline, f"PSNR gain over the tone-curve baseline "
-                       f"{gain:.2f} dB < {gate.min_psnr_gain_over_baseline} dB"))
+        checks.append((gain < gate.min_psnr_gain_over_baseline, f"PSNR gain over the baseline preset "
+                       f"({summary.get('baseline', 'curves')}) {gain:.2f} dB < {gate.min_psnr_gain_over_baseline} dB"))
+    checks += retoucher_checks(summary, gate)
     if "ciede2000_mean" in summary:
         checks.append((summary["ciede2000_mean"] > gate.max_ciede2000_mean, f"colour error CIEDE2000 "
                        f"{summary['ciede2000_mean']:.2f} > {gate.max_ciede2000_mean}"))
@@ -66,21 +68,43 @@ def apply_gate(summary: dict, gate: GateConfig) -> list[str]:
     return [reason for failed, reason in checks if failed]
 
 
+def retoucher_checks(summary: dict, gate: GateConfig) -> list[tuple[bool, str]]:
+    """What a retoucher would send back: contrast pushed further from the targets' than the
+    untouched inputs are, a colour cast on near-white surfaces worse than the baseline
+    preset's, highlights blown where the targets kept them (``evaluation/retoucher.py``)."""
+    checks = []
+    if "contrast_error" in summary:
+        checks.append((summary["contrast_error"] > summary["identity_contrast_error"] + gate.max_contrast_over_identity,
+                       f"contrast off the targets' by {summary['contrast_error']:.1f} L*, more than the untouched "
+                       f"inputs ({summary['identity_contrast_error']:.1f})"))
+        checks.append((summary["blown_highlights"] > gate.max_blown_highlights,
+                       f"{100 * summary['blown_highlights']:.3f}% of pixels blown where the targets kept detail "
+                       f"(limit {100 * gate.max_blown_highlights:.3f}%)"))
+    if "baseline_cast" in summary:
+        limit = summary["baseline_cast"] + gate.max_cast_over_baseline
+        checks.append((summary["cast"] > limit, f"colour cast on near-white surfaces {summary['cast']:.2f} > the "
+                       f"baseline preset's {summary['baseline_cast']:.2f} + {gate.max_cast_over_baseline}"))
+    return checks
+
+
 def served_spec(cfg: EvaluateConfig, view: dict) -> InferenceSpec:
     """The model's mode and working size (from its checkpoint) with this section's tiling and
     transfer: what the gate scores, and what the version records for serving."""
     return InferenceSpec(**view, tiling=cfg.tiling, transfer=cfg.transfer)
 
 
-def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, curves=None, lpips_fn=None,
+def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, preset: Preset | None = None,
+                   lpips_fn=None,
                    extra: dict | None = None, spec: InferenceSpec | None = None,
                    others: tuple[Runner, ...] = (), on_pair: PairObserver | None = None) -> dict:
     """Score ``run_batch`` on the val split and gate it, in one streaming pass that also scores
     ``others`` (champion, other pooling, FP16) on each pair; ``extra`` adds their labels."""
     spec = spec or served_spec(cfg, {"mode": "tiled"})
-    rows, worst = score_split(val_pairs(lmdb_dir), Runner("served", run_batch, spec), others, curves, lpips_fn,
+    rows, worst = score_split(val_pairs(lmdb_dir), Runner("served", run_batch, spec), others, preset, lpips_fn,
                               keep_worst=WORST, on_pair=on_pair)
     summary = {**summarize(rows), **(extra or {})}
+    if preset is not None:
+        summary.update(baseline=preset.kind, **{f"baseline_loo_psnr_{k}": v for k, v in preset.loo_psnr.items()})
     reasons = apply_gate(summary, cfg.gate)
     return {**summary, "images": len(rows), "gate_passed": not reasons, "gate_reasons": reasons,
             "tiling": spec.tiling.model_dump(), "inference": spec.model_dump(), "per_image": rows, "worst": worst}
@@ -131,10 +155,12 @@ def variant_results(result: dict, cfg: EvaluateConfig) -> dict:
     return out
 
 
-def fit_baseline(lmdb_dir: Path) -> np.ndarray:
-    pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train" / "lq.lmdb")),
-                (img for _, img in iter_lmdb(lmdb_dir / "train" / "gt.lmdb")))
-    return fit_tone_curves(pairs)
+def fit_baseline(lmdb_dir: Path) -> Preset:
+    """The strongest cheap preset on the train pairs, fitted afresh (train writes the same one
+    beside the weights: ``read_preset``)."""
+    pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "lq.lmdb")),
+                (img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "gt.lmdb")))
+    return fit_preset(pairs)
 
 
 def _log_to_run(run_id: str, result: dict, report: Path) -> None:
@@ -183,7 +209,11 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     champion, extra = champion_runner(cfg.registry)
     variants, info = variant_runners(cfg, paths, spec)
     review = ReviewCollector(cfg.review) if champion else None
-    result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, fit_baseline(paths.lmdb),
+    try:
+        preset = read_preset(paths.train / PRESET_FILE)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StageFailed(str(exc)) from exc
+    result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, preset,
                             lpips_fn, {**extra, **info}, spec, tuple(([champion] if champion else []) + variants),
                             on_pair=review)
     if lpips_fn is None:

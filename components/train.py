@@ -1,6 +1,8 @@
 """Stage ``train``: NAFNet through BasicSR on the LMDBs, logged to an MLflow run.
 
-Writes ``model.pth`` (weights + architecture), the resolved BasicSR options beside it, and
+Writes ``model.pth`` (weights + architecture), the resolved BasicSR options beside it, the
+preset fitted on the train pairs (``preset.json``: the gate's baseline, and the prior of a
+``tone_prior`` model), and
 ``run.json`` with the MLflow run id that evaluate and register add to. On one machine the weights
 are byte-identical run to run, so DVC tracks those two files only: the run id and timings are
 facts of this MLflow store, not of the model (run.json names the model's md5 to be checked
@@ -21,6 +23,7 @@ from components.config import TrainConfig
 from components.data.lmdb_read import lmdb_shapes
 from components.model.distributed import Ranks, init_distributed, shutdown
 from components.model.model_io import save_checkpoint
+from components.model.presets import PRESET_FILE, Preset, fit_preset
 from components.model.train_monitor import progress_line, validation_hook
 from components.model.train_state import fingerprint, load_state, save_atomic
 from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment, state_dir, use_tracking
@@ -68,14 +71,27 @@ def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
             raise StageFailed(str(exc)) from exc
 
 
-def fitted_curves(lmdb_dir: Path, mode: str) -> list:
-    """The tone-curve baseline on this mode's training pairs, as the model's first layer."""
+def fitted_preset(lmdb_dir: Path) -> Preset:
+    """The strongest cheap preset on the training pairs (whole photos at ``lmdb.whole_photo_side``):
+    the gate's baseline, and the prior a ``tone_prior`` model starts from."""
     from components.data.lmdb_read import iter_lmdb
-    from components.model.baseline import fit_tone_curves
 
-    split = lmdb_dir / ("train_whole" if mode == "global_view" else "train")
+    split = lmdb_dir / "train_whole"
+    split = split if split.is_dir() else lmdb_dir / "train"  # an LMDB from before global_view
     pairs = zip((img for _, img in iter_lmdb(split / "lq.lmdb")), (img for _, img in iter_lmdb(split / "gt.lmdb")))
-    return [[round(float(v), 6) for v in curve] for curve in fit_tone_curves(pairs)]
+    preset = fit_preset(pairs)
+    log.info("preset fitted on the train pairs: %s (leave-one-out PSNR: %s)", preset.kind,
+             ", ".join(f"{k} {v:.2f} dB" for k, v in preset.loo_psnr.items()) or "one pair")
+    return preset
+
+
+def network_prior(cfg: TrainConfig, preset: Preset) -> dict | None:
+    """What goes in front of NAFNet: the preset, for ``tone_prior`` models. A tiled network sees
+    tiles, whose own histograms say nothing of the photo's, so it takes the preset's curves."""
+    if not cfg.tone_prior:
+        return None
+    kind = preset.kind if cfg.mode == "global_view" else "curves"
+    return preset.model_copy(update={"kind": kind}).model_dump(exclude={"loo_psnr"})
 
 
 def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
@@ -84,23 +100,24 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
     device = basicsr_adapter.resolve_device(cfg.device)
     ranks = init_distributed(device)
     try:
-        curves = fitted_curves(paths.lmdb, cfg.mode) if cfg.tone_prior else None
-        opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, curves)
+        preset = fitted_preset(paths.lmdb)
+        opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
         state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
         resume = load_state(state_path)
         if not ranks.is_main:
             basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
             return None
-        return _train_logged(cfg, paths, opt, state_path, resume, ranks)
+        return _train_logged(cfg, paths, opt, state_path, resume, ranks, preset)
     finally:
         shutdown()
 
 
 def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Path, resume: dict | None,
-                  ranks: Ranks) -> dict:
+                  ranks: Ranks, preset: Preset) -> dict:
     import mlflow
 
     basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")
+    write_json(paths.out / PRESET_FILE, preset.model_dump())
     use_tracking()
     run_args = {"run_id": resume["run_id"]} if resume else {"experiment_id": get_or_create_experiment(cfg.experiment)}
     device, start = "cuda" if opt["num_gpu"] else "cpu", time.perf_counter()

@@ -143,6 +143,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
 
     import mlflow
 
+    from components.model.presets import Preset
     from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
 
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register", "lmdb")}
@@ -152,6 +153,9 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     with mlflow.start_run(experiment_id=get_or_create_experiment("brighthouse")) as run:
         mlflow.set_tag(MODEL_MD5_TAG, file_md5(dirs["train"] / "model.pth"))
     (dirs["train"] / "run.json").write_text(json.dumps({"run_id": run.info.run_id}))
+    identity = [[i / 255 for i in range(256)]] * 3  # the baseline preset: input as output
+    (dirs["train"] / "preset.json").write_text(Preset(kind="curves", curves=identity, target_quantiles=[
+        [i / 64 for i in range(65)]] * 3).model_dump_json())
     metrics = {"psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "gate_passed": gate_passed,
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
                "tiling": {"tile": 64, "overlap": 8, "batch": 2},

@@ -10,12 +10,24 @@ import numpy as np
 from components.data.data_report import STYLE, embed_jpeg
 from components.inference.tiling import to_uint8
 
-COLUMNS = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr", "baseline_ciede2000_mean",
-           "identity_psnr", "seconds_per_mp")
+COLUMNS = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "blown_highlights", "contrast_error", "cast",
+           "baseline_psnr", "baseline_ciede2000_mean", "baseline_contrast_error", "baseline_cast", "identity_psnr",
+           "identity_contrast_error", "seconds_per_mp")
+OVERALL = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "blown_highlights", "contrast_error", "cast",
+           "baseline", "baseline_psnr", "baseline_ciede2000_mean", "baseline_blown_highlights",
+           "baseline_contrast_error", "baseline_cast", "identity_psnr", "identity_blown_highlights",
+           "identity_contrast_error", "identity_cast", "champion_psnr", "seconds_per_mp")
+CHECKS = ("<p>What a retoucher checks, against each target: <b>blown_highlights</b>, the share of pixels "
+          "clipped where the target kept detail (clients ask for under 0.001); <b>contrast_error</b>, how far "
+          "the luminance spread (L* p95 - p5) is from the target's; <b>cast</b>, the tint (CIELAB) on the "
+          "surfaces the retoucher left near-white. <b>baseline</b> is the strongest cheap preset fitted on the "
+          "train pairs; <b>identity</b> is the untouched input.</p>")
 
 
 def _cell(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+    if isinstance(value, float):  # shares of pixels are small: keep their significant digits
+        return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2e}"
+    return html.escape(str(value))
 
 
 def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> str:
@@ -23,14 +35,12 @@ def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarr
     head = "".join(f"<th>{c}</th>" for c in ("image",) + COLUMNS)
     rows = "".join("<tr>" + f"<td>{html.escape(r['image'])}</td>" + "".join(
         f"<td>{_cell(r.get(c, '-'))}</td>" for c in COLUMNS) + "</tr>" for r in result["per_image"])
-    overall = "".join(f"<tr><td>{k}</td><td>{_cell(result[k])}</td></tr>" for k in
-                      ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "baseline_psnr",
-                       "baseline_ciede2000_mean", "identity_psnr", "champion_psnr", "seconds_per_mp") if k in result)
+    overall = "".join(f"<tr><td>{k}</td><td>{_cell(result[k])}</td></tr>" for k in OVERALL if k in result)
     mode = result.get("inference", {}).get("mode", "tiled")
     parts = [f"<!doctype html><meta charset='utf-8'><title>brighthouse evaluation</title><style>{STYLE}</style>",
              f"<h1>Evaluation: gate {html.escape(verdict)}</h1>",
              f"<h2>Overall ({result['images']} val images, full resolution, {html.escape(mode)} as served)</h2>"
-             f"<table>{overall}</table>",
+             f"<table>{overall}</table>", CHECKS,
              "<h2>Worst images (input | model output | target)</h2>"]
     for key, lq, out, gt in worst:
         cells = "".join(f"<td>{embed_jpeg(to_uint8(img), 480, f'{key} {role}')}</td>"

@@ -1,7 +1,8 @@
 """What a person needs to decide a promotion: the challenger's edit beside the champion's.
 
 ``ReviewCollector`` watches the scoring pass (``scoring.score_split``'s ``on_pair``): for
-every val pair it records both versions' PSNR and CIEDE2000 against the target and how much
+every val pair it records both versions' PSNR, CIEDE2000 and retoucher checks (contrast,
+cast, blown highlights) against the target and how much
 their edits differ (mean CIEDE2000 between the two outputs); for the ``photos`` pairs that
 differ most it keeps small JPEG previews (input, champion, challenger, target), a heatmap of
 that difference, and full-resolution crops where it is largest. Memory is bounded by
@@ -18,6 +19,7 @@ import numpy as np
 from components.config import ReviewConfig
 from components.data.imageio import working_copy
 from components.evaluation.metrics import ciede2000, ciede2000_map
+from components.evaluation.retoucher import TargetLook
 from components.inference.tiling import to_uint8
 
 CHALLENGER, CHAMPION = "served", "champion"  # the scoring runners' names
@@ -54,6 +56,13 @@ def largest_difference_box(de: np.ndarray, scale: float, full_shape: tuple[int, 
     return top, left, ch, cw
 
 
+def retoucher_columns(row: dict, champion: np.ndarray, gt: np.ndarray) -> dict:
+    """Both versions' retoucher checks (``retoucher.py``): the challenger's from its scored row."""
+    theirs = TargetLook(gt).checks(champion)
+    return {f"{who}_{k}": value[k] for k in ("contrast_error", "cast", "blown_highlights")
+            for who, value in (("challenger", row), ("champion", theirs))}
+
+
 @dataclass
 class ReviewCollector:
     cfg: ReviewConfig
@@ -71,7 +80,7 @@ class ReviewCollector:
                  "challenger_psnr": row["psnr"], "champion_psnr": row[f"{CHAMPION}_psnr"],
                  "challenger_ciede2000": row["ciede2000_mean"], "champion_ciede2000": ciede2000(champion, gt)[0],
                  "challenger_seconds": t_challenger, "champion_seconds": t_champion,
-                 "width": int(lq.shape[1]), "height": int(lq.shape[0])}
+                 "width": int(lq.shape[1]), "height": int(lq.shape[0]), **retoucher_columns(row, champion, gt)}
         self.rows.append(entry)
         if self.cfg.photos and (len(self.photos) < self.cfg.photos or entry["difference"] > self.photos[-1]["difference"]):
             scale = small["input"].shape[0] / lq.shape[0]

@@ -42,7 +42,9 @@ def _mean(rows: list[dict], key: str) -> float:
 
 
 def aggregate_table(rows: list[dict]) -> str:
-    lines = [("PSNR (dB)", "psnr", True), ("CIEDE2000 mean", "ciede2000", False), ("seconds per photo", "seconds", False)]
+    lines = [("PSNR (dB)", "psnr", True), ("CIEDE2000 mean", "ciede2000", False),
+             ("contrast error (L*, vs target)", "contrast_error", False), ("cast on near-white (CIELAB)", "cast", False),
+             ("blown highlights (share of pixels)", "blown_highlights", False), ("seconds per photo", "seconds", False)]
     body = "".join(f"<tr><td>{label}</td><td class=num>{_mean(rows, 'challenger_' + k):.3f}</td>"
                    f"<td class=num>{_mean(rows, 'champion_' + k):.3f}</td>"
                    f"{_signed(_mean(rows, 'challenger_' + k) - _mean(rows, 'champion_' + k), up, 3)}</tr>"
@@ -72,13 +74,16 @@ def params_diff(challenger: dict, champion: dict) -> str:
 
 def photo_table(rows: list[dict], shown: set[str]) -> str:
     head = ("<tr><th>photo</th><th>difference (CIEDE2000 between the two)</th><th>PSNR challenger</th><th>champion</th>"
-            "<th>change</th><th>CIEDE2000 challenger</th><th>champion</th><th>change</th></tr>")
+            "<th>change</th><th>CIEDE2000 challenger</th><th>champion</th><th>change</th>"
+            "<th>contrast error challenger</th><th>champion</th><th>cast challenger</th><th>champion</th></tr>")
     body = "".join(
         "<tr><td>" + (f"<a href='#p-{_e(r['image'])}'>{_e(r['image'])}</a>" if r["image"] in shown else _e(r["image"]))
         + f"</td><td class=num>{r['difference']:.2f}</td><td class=num>{r['challenger_psnr']:.2f}</td>"
         f"<td class=num>{r['champion_psnr']:.2f}</td>{_signed(r['challenger_psnr'] - r['champion_psnr'], True)}"
         f"<td class=num>{r['challenger_ciede2000']:.2f}</td><td class=num>{r['champion_ciede2000']:.2f}</td>"
-        f"{_signed(r['challenger_ciede2000'] - r['champion_ciede2000'], False)}</tr>" for r in rows)
+        f"{_signed(r['challenger_ciede2000'] - r['champion_ciede2000'], False)}"
+        + "".join(f"<td class=num>{r[f'{who}_{k}']:.2f}</td>" for k in ("contrast_error", "cast")
+                  for who in ("challenger", "champion")) + "</tr>" for r in rows)
     return f"<table>{head}{body}</table>"
 
 

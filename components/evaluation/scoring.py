@@ -19,9 +19,10 @@ from components.config import InferenceSpec
 from components.data.imageio import working_copy
 from components.data.lmdb_read import iter_lmdb
 from components.evaluation.metrics import ciede2000, psnr, ssim
+from components.evaluation.retoucher import TargetLook
 from components.inference.modes import enhance
 from components.inference.tiling import BatchFn
-from components.model.baseline import apply_tone_curves
+from components.model.presets import Preset
 
 log = logging.getLogger(__name__)
 PREVIEW_SIDE = 960  # px, long side of the worst-image previews kept for the report
@@ -51,14 +52,20 @@ def val_pairs(lmdb_dir: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         yield key, lq, gt
 
 
-def score_image(out: np.ndarray, gt: np.ndarray, lq: np.ndarray, curves=None, lpips_fn=None) -> dict:
+def score_image(out: np.ndarray, gt: np.ndarray, lq: np.ndarray, preset: Preset | None = None,
+                lpips_fn=None) -> dict:
+    """The output's scores against the target, with the identity's (input as output) and the
+    baseline preset's beside them; each also gets the retoucher's checks (``retoucher.py``)."""
     de_mean, de_p95 = ciede2000(out, gt)
+    look = TargetLook(gt)
     row = {"psnr": psnr(out, gt), "ssim": ssim(out, gt), "ciede2000_mean": de_mean, "ciede2000_p95": de_p95,
-           "identity_psnr": psnr(lq, gt), "identity_ssim": ssim(lq, gt)}
-    if curves is not None:
-        curved = apply_tone_curves(lq, curves)
-        row["baseline_psnr"] = psnr(curved, gt)
-        row["baseline_ciede2000_mean"] = ciede2000(curved, gt)[0]
+           **look.checks(out), "identity_psnr": psnr(lq, gt), "identity_ssim": ssim(lq, gt),
+           **look.checks(lq, "identity_")}
+    if preset is not None:
+        baseline = preset.apply(lq)
+        row["baseline_psnr"] = psnr(baseline, gt)
+        row["baseline_ciede2000_mean"] = ciede2000(baseline, gt)[0]
+        row.update(look.checks(baseline, "baseline_"))
     if lpips_fn is not None:
         row["lpips"] = lpips_fn(out, gt)
     return row
@@ -75,7 +82,7 @@ def _timed(runner: Runner, lq: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Runner, others: Iterable[Runner] = (),
-                curves=None, lpips_fn=None, keep_worst: int = 0,
+                preset: Preset | None = None, lpips_fn=None, keep_worst: int = 0,
                 on_pair: PairObserver | None = None) -> tuple[list[dict], list]:
     """One row per pair: the served runner's full scores and seconds per megapixel, plus
     ``<name>_psnr`` for each other runner; and previews (key, input, output, target) of the
@@ -86,7 +93,7 @@ def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Run
     for key, lq, gt in pairs:
         out, seconds = _timed(served, lq)
         outputs = {served.name: (out, seconds)}
-        row = {"image": key, **score_image(out, gt, lq, curves, lpips_fn),
+        row = {"image": key, **score_image(out, gt, lq, preset, lpips_fn),
                "seconds_per_mp": seconds / (out.shape[0] * out.shape[1] / 1e6)}
         for runner in others:
             other, other_seconds = _timed(runner, lq)

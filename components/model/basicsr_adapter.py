@@ -52,16 +52,17 @@ def _photo_crop_dataset(cfg: TrainConfig, lmdb_dir: Path) -> dict:
     }
 
 
-def _network(cfg: TrainConfig, tone_curves: list | None) -> dict:
-    if tone_curves is None:
+def _network(cfg: TrainConfig, prior: dict | None) -> dict:
+    if prior is None:
         return {"type": "NAFNet", **cfg.arch.model_dump()}
-    return {"type": "CurvesNAFNet", "tone_curves": tone_curves, **cfg.arch.model_dump()}
+    return {"type": "CurvesNAFNet", "preset": prior, **cfg.arch.model_dump()}
 
 
 def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = Ranks(),
-                  tone_curves: list | None = None) -> dict:
+                  prior: dict | None = None) -> dict:
     """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
-    ``tone_curves`` (3 x 256 levels) puts fitted curves in front of NAFNet (``CurvesNAFNet``)."""
+    ``prior`` (a fitted preset: kind, curves, target quantiles) puts it in front of NAFNet
+    (``CurvesNAFNet``)."""
     train_ds = _photo_crop_dataset(cfg, lmdb_dir) if cfg.mode == "tiled" else _whole_photo_dataset(cfg, lmdb_dir)
     return {
         "name": "brighthouse", "model_type": "SRModel", "scale": 1, "is_train": True,
@@ -69,7 +70,7 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
         "world_size": ranks.world_size,
         "manual_seed": cfg.seed,
         "datasets": {"train": train_ds},
-        "network_g": _network(cfg, tone_curves),
+        "network_g": _network(cfg, prior),
         # strict=False: a pretrained checkpoint (e.g. NAFNet-SIDD) whose heads differ still loads;
         # BasicSR skips and logs the tensors whose shapes do not match
         "path": {"pretrain_network_g": cfg.pretrained or None, "strict_load_g": False, "param_key_g": "params",
@@ -86,7 +87,7 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
         },
         "logger": {"print_freq": cfg.log_every, "use_tb_logger": False},
         # ours, not BasicSR's: applied by this module's training step
-        "brighthouse": {"grad_clip": cfg.grad_clip, "colour_weight": cfg.colour_weight,
+        "brighthouse": {"grad_clip": cfg.grad_clip, "colour_weight": cfg.colour_weight, "look_weight": cfg.look_weight,
                         "precision": resolve_precision(cfg.precision, device),
                         "channels_last": cfg.channels_last and device == "cuda"},
     }
@@ -262,10 +263,11 @@ class TrainingStep:
     what SRModel lacks: BF16 autocast, channels-last, the colour loss and gradient clipping."""
 
     def __init__(self, model, knobs: dict) -> None:
-        from components.model.losses import ChromaLoss
+        from components.model.losses import ChromaLoss, LookLoss
 
         self.model, self.knobs = model, knobs
         self.colour = ChromaLoss() if knobs["colour_weight"] > 0 else None
+        self.look = LookLoss() if knobs.get("look_weight", 0) > 0 else None
         if knobs["channels_last"]:
             model.net_g.to(memory_format=torch.channels_last)
 
@@ -283,6 +285,8 @@ class TrainingStep:
             losses["l_percep"] = m.cri_perceptual(out, gt)[0]
         if self.colour is not None:
             losses["l_colour"] = knobs["colour_weight"] * self.colour(out, gt)
+        if self.look is not None:
+            losses["l_look"] = knobs["look_weight"] * self.look(out, gt)
         sum(losses.values()).backward()
         if knobs["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(m.net_g.parameters(), knobs["grad_clip"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.model.curves_nafnet import CurvesNAFNet
+from components.model.curves_nafnet import CurvesNAFNet, kind_of
 from components.model.nafnet_arch import NAFNet, use_local_pooling
 
 
@@ -34,8 +34,16 @@ def load_model(path: Path, device: str = "cpu", tlc_window: int = 0) -> torch.nn
     """The checkpoint's NAFNet; ``tlc_window`` > 0 switches channel attention to local pooling."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     with_curves = any(k.startswith("curves.") for k in ckpt["params"])
-    model = CurvesNAFNet(**ckpt["arch"]) if with_curves else NAFNet(**ckpt["arch"])
-    model.load_state_dict(ckpt["params"])
+    params = ckpt["params"]
+    if with_curves and "mix" not in params:  # saved before presets: curves alone
+        model = CurvesNAFNet(**ckpt["arch"])
+        params = {**model.state_dict(), **params}
+    elif with_curves:
+        model = CurvesNAFNet(preset={"kind": kind_of(params["mix"]), "curves": None, "target_quantiles": None},
+                             **ckpt["arch"])
+    else:
+        model = NAFNet(**ckpt["arch"])
+    model.load_state_dict(params)
     if tlc_window > 0:
         use_local_pooling(model.body if with_curves else model, tlc_window)
     return model.eval().to(device)

@@ -127,7 +127,8 @@ def test_section_keys_win_over_the_profile(tmp_path):
     raw["train"]["iterations"] = 20  # `dvc exp run -S train.iterations=20`
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     train = load_params(tmp_path / "p.yaml").train
-    assert train.iterations == 20 and train.patch_size == raw["train"]["profiles"]["tiny"]["patch_size"]
+    profile = raw["train"]["profiles"][raw["train"]["profile"]]
+    assert train.iterations == 20 and train.patch_size == profile["patch_size"]
 
 
 def test_a_batch_is_whole_photos_worth_of_patches(tmp_path):

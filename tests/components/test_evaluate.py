@@ -32,7 +32,7 @@ def test_model_that_recovers_the_target_passes(pair_folder, params, tmp_path):
     # so with the classical baseline in the gate the same model is not worth registering.
     result = evaluate_model(lambda b: b / 0.6, tmp_path / "lmdb", params.evaluate, fit_baseline(tmp_path / "lmdb"))
     assert result["baseline_psnr"] > result["psnr"] and not result["gate_passed"]
-    assert result["gate_reasons"][0].startswith("PSNR gain over the tone-curve baseline")
+    assert result["gate_reasons"][0].startswith("PSNR gain over the baseline preset (curves)")
 
 
 def test_gate_reasons_name_each_failed_check():
@@ -42,7 +42,7 @@ def test_gate_reasons_name_each_failed_check():
                "champion_psnr": 24.5, "champion_version": "3"}
     reasons = apply_gate(summary, gate)
     assert len(reasons) == 6 and "24.00 dB < floor 25" in reasons[0]
-    assert "tone-curve baseline 0.20 dB" in reasons[3] and "CIEDE2000 4.00 > 3" in reasons[4]
+    assert "baseline preset (curves) 0.20 dB" in reasons[3] and "CIEDE2000 4.00 > 3" in reasons[4]
     assert "0.50 dB worse than champion v3" in reasons[5]
     good = {"psnr": 30.0, "ssim": 0.95, "identity_psnr": 20.0, "baseline_psnr": 28.0, "ciede2000_mean": 1.0,
             "champion_psnr": 30.05, "champion_version": "3"}

@@ -11,8 +11,11 @@ from tests.conftest import lmdb_paths
 
 
 def tiny(params: Params) -> Params:
+    """The tiled recipe (the ``tiny`` profile's mode, no prior), small enough for a test."""
     train = params.train.model_copy(update={
-        "arch": params.train.arch.model_copy(update={"width": 8}),
+        "mode": "tiled", "tone_prior": False,
+        "arch": params.train.arch.model_copy(update={"width": 8, "enc_blk_nums": (1, 1, 1, 1), "middle_blk_num": 1,
+                                                     "dec_blk_nums": (1, 1, 1, 1)}),
         "iterations": 6, "batch_size": 2, "patch_size": 32, "log_every": 2, "device": "cpu"})
     return params.model_copy(update={"train": train})
 
@@ -68,19 +71,21 @@ def test_patch_larger_than_training_images_fails_before_training(pair_folder, pa
     assert not (tmp_path / "train" / "model.pth").exists()
 
 
-def test_ema_clipping_colour_loss_and_bf16_autocast(pair_folder, params, tmp_path, mlflow_store):
+def test_ema_clipping_colour_and_look_losses_and_bf16_autocast(pair_folder, params, tmp_path, mlflow_store):
     from mlflow import MlflowClient
 
     params = tiny(params)
-    knobs = {"ema_decay": 0.9, "grad_clip": 0.5, "colour_weight": 2.0, "precision": "bf16"}
+    knobs = {"ema_decay": 0.9, "grad_clip": 0.5, "colour_weight": 2.0, "look_weight": 0.5, "precision": "bf16"}
     cfg = params.train.model_copy(update=knobs)
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     result = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
     opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
     assert opts["train"]["ema_decay"] == 0.9
-    assert opts["brighthouse"] == {"grad_clip": 0.5, "colour_weight": 2.0, "precision": "bf16", "channels_last": False}
+    assert opts["brighthouse"] == {"grad_clip": 0.5, "colour_weight": 2.0, "look_weight": 0.5, "precision": "bf16",
+                                   "channels_last": False}
     client = MlflowClient()
     assert len(client.get_metric_history(result["run_id"], "train/l_colour")) == 3
+    assert len(client.get_metric_history(result["run_id"], "train/l_look")) == 3
     assert client.get_run(result["run_id"]).data.tags["precision"] == "bf16"
     model = load_model(tmp_path / "train" / "model.pth")
     assert torch.isfinite(model(torch.rand(1, 3, 32, 32))).all()
@@ -107,6 +112,21 @@ def test_chroma_loss_sees_colour_casts_not_exposure():
     assert loss(grey, grey * 0.5).item() < 1e-6           # darker, same colour
     warm = grey * torch.tensor([1.1, 1.0, 0.8]).view(1, 3, 1, 1)
     assert loss(warm, grey).item() > 0.01                 # a cast
+
+
+def test_look_loss_sees_washed_out_contrast_that_pixels_average_away():
+    from components.model.losses import LookLoss
+
+    loss = LookLoss()
+    target = torch.rand(2, 3, 24, 24)
+    assert loss(target, target).item() == 0.0
+    shuffled = target.flatten(2)[..., torch.randperm(24 * 24)].view_as(target)
+    assert loss(shuffled, target).item() < 1e-6               # same look, other pixels: no cost
+    washed = 0.25 + 0.5 * target                              # grey blacks, dim whites
+    assert loss(washed, target).item() > 0.05
+    # the pixel loss cannot tell the washed-out edit from a noisy but faithful one; the look loss can
+    noisy = (target + 0.125 * torch.randn_like(target)).clamp(0, 1)
+    assert loss(washed, target) > 3 * loss(noisy, target)
 
 
 def test_progress_validation_triptychs_and_final_checkpoint_in_mlflow(pair_folder, params, tmp_path,
@@ -201,8 +221,9 @@ def test_a_missing_pretrained_checkpoint_fails_before_training(pair_folder, para
         run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
 
-def test_global_view_trains_on_whole_photos_over_fitted_curves(pair_folder, params, tmp_path, mlflow_store):
+def test_global_view_trains_on_whole_photos_over_fitted_preset(pair_folder, params, tmp_path, mlflow_store):
     from components.model.model_io import checkpoint_view
+    from components.model.presets import KINDS, read_preset
 
     params = tiny(params)
     cfg = params.train.model_copy(update={"mode": "global_view", "tone_prior": True, "working_size": 96,
@@ -213,9 +234,12 @@ def test_global_view_trains_on_whole_photos_over_fitted_curves(pair_folder, para
     opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
     assert opts["datasets"]["train"]["type"] == "WholePhotoDataset"
     assert opts["datasets"]["train"]["dataroot_gt"].endswith("train_whole/gt.lmdb")
-    assert opts["network_g"]["type"] == "CurvesNAFNet" and len(opts["network_g"]["tone_curves"]) == 3
+    preset = read_preset(tmp_path / "train" / "preset.json")  # the gate's baseline, the network's prior
+    assert opts["network_g"]["type"] == "CurvesNAFNet" and opts["network_g"]["preset"]["kind"] == preset.kind
+    assert len(opts["network_g"]["preset"]["curves"]) == 3 and set(preset.loo_psnr) == set(KINDS)
     assert checkpoint_view(tmp_path / "train" / "model.pth") == {"mode": "global_view", "working_size": 96}
     model = load_model(tmp_path / "train" / "model.pth")
+    assert model.kind == preset.kind
     # the fixture's inputs are 0.6 x their targets: the fitted curves brighten
     assert model.curves.lut[:, 128].min() > 0.6
     assert model(torch.rand(1, 3, 21, 30)).shape == (1, 3, 21, 30)

@@ -28,7 +28,9 @@ def test_deliveries_train_a_challenger_and_leave_the_champion(project_copy, airf
     raw = yaml.safe_load((project_copy / "params.yaml").read_text())
     raw["train"]["iterations"] = 20
     raw["evaluate"]["gate"].update({"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0,
-                                    "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0})
+                                    "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0,
+                                    "max_contrast_over_identity": 100.0, "max_blown_highlights": 1.0,
+                                    "max_cast_over_baseline": 100.0})
     (project_copy / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv("BRIGHTHOUSE_HOME", str(project_copy / ".brighthouse"))  # the project's own store
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -54,6 +54,9 @@ def test_register_attaches_a_review_against_the_champion_linked_from_the_version
     assert "version 2 (challenger) vs version 1 (champion)" in page and "Gate for" not in page
     assert "src='http" not in page and "src=\"http" not in page  # self-contained: images inline
     assert page.count("class=photo ") == 2 and "params.yaml" in page
+    assert "contrast error (L*, vs target)" in page and "cast on near-white (CIELAB)" in page  # a retoucher's checks
+    for row in data["rows"]:  # v1 (x 1/0.7) leaves the photo darker and flatter than the target; v2 restores it
+        assert row["challenger_contrast_error"] < row["champion_contrast_error"]
 
 
 def test_without_a_champion_there_is_no_review(pair_folder, params, tmp_path, mlflow_store):
@@ -75,7 +78,8 @@ def test_the_collector_keeps_only_the_most_changed_photos():
     for i, shift in enumerate((0.02, 0.2, 0.05, 0.1)):
         gt = rng.random((80, 120, 3)).astype(np.float32)
         out = np.clip(gt + shift, 0, 1)
-        collector(f"img{i}", gt, gt, {"psnr": 30.0, "champion_psnr": 29.0, "ciede2000_mean": 1.0},
+        collector(f"img{i}", gt, gt, {"psnr": 30.0, "champion_psnr": 29.0, "ciede2000_mean": 1.0, "contrast_error": 1.0,
+                                      "cast": 0.5, "blown_highlights": 0.0},
                   {"served": (out, 0.1), "champion": (gt, 0.2)})
     result = collector.result()
     assert [r["image"] for r in result["rows"]] == ["img1", "img3", "img2", "img0"]

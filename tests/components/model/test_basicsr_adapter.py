@@ -10,7 +10,7 @@ from tests.conftest import lmdb_paths
 @pytest.mark.parametrize("crops", [1, 2, 4])
 def test_a_tiled_batch_is_batch_size_patches_from_batch_size_over_crops_photos(pair_folder, params, tmp_path, crops):
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
-    cfg = params.train.model_copy(update={"batch_size": 4, "patch_size": 32, "crops_per_photo": crops})
+    cfg = params.train.model_copy(update={"mode": "tiled", "batch_size": 4, "patch_size": 32, "crops_per_photo": crops})
     opt = basicsr_adapter.build_options(cfg, tmp_path / "lmdb", tmp_path / "out", "cpu")
     basicsr_adapter._register_datasets()
     loader, sampler = basicsr_adapter._loader(opt, Ranks())
