@@ -181,7 +181,9 @@ def make_project(dest: Path, remote: Path, iterations: int, profile: str) -> Pat
     # a few iterations do not make a good model; the gate still scores everything, then lets
     # register run, so its cost is measured too
     params["evaluate"]["gate"].update(min_psnr=0.0, min_ssim=0.0, min_psnr_gain_over_identity=-100.0,
-                                      min_psnr_gain_over_baseline=-100.0, max_ciede2000_mean=100.0)
+                                      min_psnr_gain_over_baseline=-100.0, max_ciede2000_mean=100.0,
+                                      max_contrast_over_identity=100.0, max_blown_highlights=1.0,
+                                      max_cast_over_baseline=100.0)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["dvc", "remote", "add", "--force", "--default", "local", str(remote)], cwd=dest, check=True,
                    env=tool_env())
