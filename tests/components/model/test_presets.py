@@ -78,3 +78,13 @@ def test_a_model_over_a_histogram_preset_exports_and_reloads_as_it_trained(tmp_p
     with torch.no_grad():
         reference = model.eval()(torch.from_numpy(x)).numpy()
     assert np.abs(ort_runner(tmp_path / "model.onnx")(x) - reference).max() < 1e-4
+
+
+def test_a_missing_or_foreign_preset_file_is_named(tmp_path):
+    from components.model.presets import read_preset
+
+    with pytest.raises(FileNotFoundError, match=r"preset.json: no fitted preset; run the train stage again"):
+        read_preset(tmp_path / "preset.json")
+    (tmp_path / "preset.json").write_text('{"kind": "sepia", "curves": [], "target_quantiles": []}')
+    with pytest.raises(ValueError, match=r"preset.json is not a brighthouse preset"):
+        read_preset(tmp_path / "preset.json")
