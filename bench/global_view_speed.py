@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real-inputs"
@@ -29,15 +30,18 @@ sys.path.insert(0, str(REPO))
 WIDTH32 = {"width": 32, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12, "dec_blk_nums": [2, 2, 2, 2]}
 
 
-def export_width32(path: Path) -> None:
+def export_width32(path: Path, members: int = 1, arch: dict = WIDTH32) -> None:
+    """One network, or an ensemble of ``members`` (what a cross-validated small set ships)."""
     import torch
 
     from components.export import export_onnx
     from components.model.curves_nafnet import CurvesNAFNet
+    from components.model.ensemble import Ensemble
 
     torch.manual_seed(0)
     curves = [list(np.linspace(0, 1, 256) ** 0.8)] * 3
-    export_onnx(CurvesNAFNet(curves, **WIDTH32).eval(), path, opset=18)
+    nets = [CurvesNAFNet(curves, **arch).eval() for _ in range(members)]
+    export_onnx(nets[0] if members == 1 else Ensemble(nets).eval(), path, opset=18)
 
 
 def register(onnx: Path, inference: dict, root: Path) -> str:
@@ -140,6 +144,8 @@ def main() -> None:
     ap.add_argument("--working-sizes", type=int, nargs="+", default=[512])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-tiled", action="store_true")
+    ap.add_argument("--members", type=int, default=1, help="serve an ensemble of this many networks")
+    ap.add_argument("--cpu-arch", action="store_true", help="the cpu profile's width-16 network, not width 32")
     args = ap.parse_args()
     from components.data.imageio import load_rgb
 
@@ -150,7 +156,10 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ.update(BRIGHTHOUSE_HOME=str(tmp / "state"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'state/mlflow.db'}")
         (tmp / "state").mkdir()
-        export_width32(tmp / "model.onnx")
+        arch = yaml.safe_load((REPO / "params.yaml").read_text())["train"]["profiles"]["cpu"]["arch"] \
+            if args.cpu_arch else WIDTH32
+        export_width32(tmp / "model.onnx", args.members, arch)
+        print(f"{args.members} network(s), {arch}")
         tiling = {"tile": 256, "overlap": 32, "batch": 4}
         modes = [{"mode": "global_view", "working_size": s, "tiling": tiling} for s in args.working_sizes]
         modes += [] if args.no_tiled else [{"mode": "tiled", "tiling": tiling}]

@@ -39,12 +39,32 @@ def folds(ids: list[str], k: int, seed: int) -> list[list[str]]:
     return [order[i::k] for i in range(k)]
 
 
-def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path, params) -> None:
-    from components.lmdb import write_split
+def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path, params, cv: int = 0) -> None:
+    """The fold's LMDB: train on ``train_ids``, val ``val_ids``. With ``cv`` (k), the training ids
+    are cross-validated as the lmdb stage does for a small set (``folds/<i>/``), so training
+    ships an ensemble, and val stays the fold's unseen photos."""
+    from components.data.splits import make_split
+    from components.lmdb import layout_destinations, write_layout
 
-    cfg = params.lmdb
-    write_split([pairs[i] for i in train_ids], {"whole": out / "train", "whole_small": out / "train_whole"}, cfg)
-    write_split([pairs[i] for i in val_ids], {"whole": out / "val"}, cfg)
+    if cv:
+        dests = layout_destinations(make_split(train_ids, 0.25, 0.7, len(train_ids) + 1, cv), out)
+    else:
+        dests = {out / "train": ("whole", set(train_ids)), out / "train_whole": ("whole_small", set(train_ids))}
+    dests[out / "val"] = ("whole", set(val_ids))
+    write_layout([pairs[i] for i in train_ids + val_ids], dests, params.lmdb)
+
+
+def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> float | None:
+    """What the gate would read for a cross-validated ensemble: each member on its own fold."""
+    from components.evaluate import evaluate_folds
+    from components.evaluation.cross_validation import folds_of
+
+    export = json.loads((work / "export" / "export.json").read_text())
+    if not export["members"]:
+        return None
+    folds = folds_of(lmdb_dir, work / "train", work / "export", export["members"])
+    gate = params.evaluate.model_copy(update={"compare_pooling": False})
+    return evaluate_folds(folds, gate, spec, None)["psnr"]
 
 
 SHEET_SIDE = 360  # px, long side of each contact-sheet cell
@@ -106,7 +126,7 @@ def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
     result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, sheet.preset,
                             spec=spec, on_pair=sheet)
     return {"train_seconds": train_s, "rows": result["per_image"], "cells": sheet.cells,
-            "preset": sheet.preset.kind}
+            "preset": sheet.preset.kind, "cv_estimate": cv_estimate(lmdb_dir, work, params, spec)}
 
 
 def load_params(overrides: list[str]):
@@ -132,6 +152,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", type=int, default=0, help="run only the first N folds (0 = all)")
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="[SECTION.]KEY=VALUE")
+    ap.add_argument("--train-pairs", type=int, default=0,
+                    help="train on only this many of each fold's training pairs (a client's few pairs; 0 = all)")
+    ap.add_argument("--cv", type=int, default=0,
+                    help="cross-validate each fold's training pairs in this many folds and ship the ensemble, "
+                         "as the lmdb stage does for small sets (0 = one model on all of them)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path, help="write the worst and median photos here (PNG)")
     args = ap.parse_args()
@@ -151,15 +176,16 @@ def main() -> None:
         pairs = {p.pair_id: p for p in find_pairs(data)}
         rows, seconds, cells = [], [], {}
         for i, val_ids in enumerate(folds(list(pairs), args.k, args.seed)[: args.folds or None]):
-            train_ids = [p for p in pairs if p not in val_ids]
-            write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params)
+            train_ids = [p for p in pairs if p not in val_ids][: args.train_pairs or None]
+            write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params, args.cv)
             fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params)
             rows += fold["rows"]
             cells.update(fold["cells"])
             seconds.append(fold["train_seconds"])
             m = {k: np.mean([r[k] for r in fold["rows"]]) for k in ("psnr", "baseline_psnr", "ciede2000_mean")}
             print(f"fold {i}: {len(val_ids)} val, train {fold['train_seconds']:.0f} s, PSNR {m['psnr']:.2f} "
-                  f"(preset {fold['preset']} {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}",
+                  f"(preset {fold['preset']} {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}"
+                  + (f", the gate's cross-validated estimate {fold['cv_estimate']:.2f}" if fold["cv_estimate"] else ""),
                   flush=True)
         if args.sheet:
             write_sheet(rows, cells, args.sheet)

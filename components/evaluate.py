@@ -21,6 +21,9 @@ from pathlib import Path
 
 from components.config import EvaluateConfig, GateConfig, InferenceSpec, RegistryConfig
 from components.data.lmdb_read import iter_lmdb
+from components.data.splits import SPLITS_FILE, SplitRecord, lmdb_key, read_splits
+from components.evaluation.cross_validation import Fold, folds_of, score_folds
+from components.evaluation.gate import apply_gate
 from components.evaluation.review import REVIEW_DATA, ReviewCollector
 from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
 from components.inference.modes import spec_from_metadata
@@ -42,51 +45,6 @@ class EvaluatePaths:
     out: Path
 
 
-def apply_gate(summary: dict, gate: GateConfig) -> list[str]:
-    """Reasons the model fails the gate; empty when it passes. Comparisons whose numbers are
-    missing (no champion yet, no baseline) are not applied."""
-    checks = [
-        (summary["psnr"] < gate.min_psnr, f"PSNR {summary['psnr']:.2f} dB < floor {gate.min_psnr} dB"),
-        (summary["ssim"] < gate.min_ssim, f"SSIM {summary['ssim']:.4f} < floor {gate.min_ssim}"),
-    ]
-    gain = summary["psnr"] - summary["identity_psnr"]
-    checks.append((gain < gate.min_psnr_gain_over_identity,
-                   f"PSNR gain over identity {gain:.2f} dB < {gate.min_psnr_gain_over_identity} dB"))
-    if "baseline_psnr" in summary:
-        gain = summary["psnr"] - summary["baseline_psnr"]
-        checks.append((gain < gate.min_psnr_gain_over_baseline, f"PSNR gain over the baseline preset "
-                       f"({summary.get('baseline', 'curves')}) {gain:.2f} dB < {gate.min_psnr_gain_over_baseline} dB"))
-    checks += retoucher_checks(summary, gate)
-    if "ciede2000_mean" in summary:
-        checks.append((summary["ciede2000_mean"] > gate.max_ciede2000_mean, f"colour error CIEDE2000 "
-                       f"{summary['ciede2000_mean']:.2f} > {gate.max_ciede2000_mean}"))
-    if "champion_psnr" in summary:
-        drop = summary["champion_psnr"] - summary["psnr"]
-        checks.append((drop > gate.max_regression_vs_champion_db, f"{drop:.2f} dB worse than champion "
-                       f"v{summary['champion_version']} on the same split (tolerance "
-                       f"{gate.max_regression_vs_champion_db} dB)"))
-    return [reason for failed, reason in checks if failed]
-
-
-def retoucher_checks(summary: dict, gate: GateConfig) -> list[tuple[bool, str]]:
-    """What a retoucher would send back: contrast pushed further from the targets' than the
-    untouched inputs are, a colour cast on near-white surfaces worse than the baseline
-    preset's, highlights blown where the targets kept them (``evaluation/retoucher.py``)."""
-    checks = []
-    if "contrast_error" in summary:
-        checks.append((summary["contrast_error"] > summary["identity_contrast_error"] + gate.max_contrast_over_identity,
-                       f"contrast off the targets' by {summary['contrast_error']:.1f} L*, more than the untouched "
-                       f"inputs ({summary['identity_contrast_error']:.1f})"))
-        checks.append((summary["blown_highlights"] > gate.max_blown_highlights,
-                       f"{100 * summary['blown_highlights']:.3f}% of pixels blown where the targets kept detail "
-                       f"(limit {100 * gate.max_blown_highlights:.3f}%)"))
-    if "baseline_cast" in summary:
-        limit = summary["baseline_cast"] + gate.max_cast_over_baseline
-        checks.append((summary["cast"] > limit, f"colour cast on near-white surfaces {summary['cast']:.2f} > the "
-                       f"baseline preset's {summary['baseline_cast']:.2f} + {gate.max_cast_over_baseline}"))
-    return checks
-
-
 def served_spec(cfg: EvaluateConfig, view: dict) -> InferenceSpec:
     """The model's mode and working size (from its checkpoint) with this section's tiling and
     transfer: what the gate scores, and what the version records for serving."""
@@ -102,16 +60,33 @@ def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, pres
     spec = spec or served_spec(cfg, {"mode": "tiled"})
     rows, worst = score_split(val_pairs(lmdb_dir), Runner("served", run_batch, spec), others, preset, lpips_fn,
                               keep_worst=WORST, on_pair=on_pair)
-    summary = {**summarize(rows), **(extra or {})}
-    if preset is not None:
-        summary.update(baseline=preset.kind, **{f"baseline_loo_psnr_{k}": v for k, v in preset.loo_psnr.items()})
+    baseline = {} if preset is None else {"baseline": preset.kind, **{f"baseline_loo_psnr_{k}": v
+                                                                      for k, v in preset.loo_psnr.items()}}
+    return gated(rows, worst, cfg, spec, {**baseline, **(extra or {})})
+
+
+def gated(rows: list[dict], worst: list, cfg: EvaluateConfig, spec: InferenceSpec, extra: dict) -> dict:
+    """The rows' means with ``extra`` beside them, and the gate's verdict on them."""
+    summary = {**summarize(rows), **extra}
     reasons = apply_gate(summary, cfg.gate)
     return {**summary, "images": len(rows), "gate_passed": not reasons, "gate_reasons": reasons,
             "tiling": spec.tiling.model_dump(), "inference": spec.model_dump(), "per_image": rows, "worst": worst}
 
 
-def champion_runner(registry: RegistryConfig) -> tuple[Runner | None, dict]:
-    """The current champion as served (its own ONNX, mode and tiling), or None before the first."""
+def evaluate_folds(folds: list[Fold], cfg: EvaluateConfig, spec: InferenceSpec, champion: Runner | None,
+                   lpips_fn=None, extra: dict | None = None, on_pair: PairObserver | None = None,
+                   runner_for=None) -> dict:
+    """Cross-validation's gate: each fold model on the fold it did not train on (``cross_validation.py``)."""
+    from components.inference.onnx_session import ort_runner
+
+    rows, worst, per_fold = score_folds(folds, spec, runner_for or ort_runner, champion, lpips_fn, WORST, on_pair)
+    kinds = sorted({f["baseline"] for f in per_fold})
+    return gated(rows, worst, cfg, spec, {"baseline": "/".join(kinds), "folds": per_fold, **(extra or {})})
+
+
+def champion_runner(registry: RegistryConfig, split: SplitRecord) -> tuple[Runner | None, dict]:
+    """The current champion as served (its own ONNX, mode and tiling), scored only on the pairs
+    it did not train on (it runs on all, for the review page); None before the first."""
     from components.inference.onnx_session import ort_runner
     from components.registry.model_store import NoModelError, alias_version, fetch
     name, alias = registry.model_name, registry.champion_alias
@@ -120,8 +95,22 @@ def champion_runner(registry: RegistryConfig) -> tuple[Runner | None, dict]:
     except NoModelError:
         return None, {}
     spec = spec_from_metadata(ref.metadata)
-    return Runner("champion", ort_runner(ref.onnx_path), spec, keep_output=True), {"champion_version": ref.version,
-                                                                                   "champion_mode": spec.mode}
+    pairs = comparable_pairs(split, ref.metadata.get("train_pairs"))
+    if not pairs:  # still run, for the review page, which marks those pairs
+        log.warning("champion v%s is not compared by the gate: it trained on every pair scored here (or does not "
+                    "record which it trained on)", ref.version)
+    runner = Runner("champion", ort_runner(ref.onnx_path), spec, keep_output=True, only=frozenset(pairs))
+    return runner, {"champion_version": ref.version, "champion_mode": spec.mode, "champion_pairs": len(pairs)}
+
+
+def comparable_pairs(split: SplitRecord, champion_trained_on: list[str] | None) -> list[str]:
+    """The LMDB keys of the scored pairs the champion did not train on. A champion that does not
+    record its pairs (registered before they were) came from a hash split, whose val pairs
+    stay val, so it is compared on a val split and on nothing cross-validated."""
+    if champion_trained_on is None:
+        return [] if split.cross_validated else [lmdb_key(i) for i in split.val]
+    seen = set(champion_trained_on)
+    return [lmdb_key(i) for i in split.val if i not in seen]
 
 
 def variant_runners(cfg: EvaluateConfig, paths: EvaluatePaths, spec: InferenceSpec) -> tuple[list[Runner], dict]:
@@ -198,7 +187,6 @@ def write_review_data(review: ReviewCollector | None, champion_version: str | No
 def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     from components.evaluation.eval_report import write_report
     from components.evaluation.perceptual import lpips_scorer
-    from components.inference.onnx_session import ort_runner
     from components.registry.tracking import training_run, use_tracking
 
     use_tracking()
@@ -206,19 +194,12 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     lpips_fn, lpips_note = lpips_scorer()
     export = json.loads((paths.export / "export.json").read_text())
     spec = served_spec(cfg, export.get("view", {"mode": "tiled"}))
-    champion, extra = champion_runner(cfg.registry)
-    variants, info = variant_runners(cfg, paths, spec)
+    split = _stage_input(read_splits, paths.lmdb / SPLITS_FILE)
+    champion, extra = champion_runner(cfg.registry, split)
     review = ReviewCollector(cfg.review) if champion else None
-    try:
-        preset = read_preset(paths.train / PRESET_FILE)
-    except (FileNotFoundError, ValueError) as exc:
-        raise StageFailed(str(exc)) from exc
-    result = evaluate_model(ort_runner(paths.export / "model.onnx"), paths.lmdb, cfg, preset,
-                            lpips_fn, {**extra, **info}, spec, tuple(([champion] if champion else []) + variants),
-                            on_pair=review)
+    result = score_and_gate(cfg, paths, export, spec, split, champion, extra, lpips_fn, review)
     if lpips_fn is None:
         result["lpips"] = lpips_note
-    result.update(variant_results(result, cfg), runtime_loss_limit_db=cfg.gate.max_fp16_loss_db)
     worst = result.pop("worst")
     report = write_report(result, worst, paths.out / "report.html")
     write_outputs(result, paths.out)
@@ -227,6 +208,38 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     if not result["gate_passed"]:
         raise StageFailed("the model failed the gate: " + "; ".join(result["gate_reasons"]))
     return {k: result[k] for k in ("psnr", "ssim", "baseline_psnr", "identity_psnr", "gate_passed")}
+
+
+def score_and_gate(cfg: EvaluateConfig, paths: EvaluatePaths, export: dict, spec: InferenceSpec, split: SplitRecord,
+                   champion: Runner | None, extra: dict, lpips_fn, review: ReviewCollector | None) -> dict:
+    """The gate's pass (val split, or each fold model on its own fold) and the served model's
+    runtime checks (the other pooling, FP16), which a val split shares with the gate's pass and
+    cross-validation runs on every pair: they compare runtimes of one model, not its quality."""
+    from components.inference.onnx_session import ort_runner
+
+    variants, info = variant_runners(cfg, paths, spec)
+    served = ort_runner(paths.export / "model.onnx")
+    if split.cross_validated:
+        folds = _stage_input(folds_of, paths.lmdb, paths.train, paths.export, export.get("members", []))
+        result = evaluate_folds(folds, cfg, spec, champion, lpips_fn, {**extra, **info}, on_pair=review)
+        runtime_rows, _ = score_split(val_pairs(paths.lmdb), Runner("served", served, spec), variants)
+        runtime = {**summarize(runtime_rows), **info}
+    else:
+        preset = _stage_input(read_preset, paths.train / PRESET_FILE)
+        result = evaluate_model(served, paths.lmdb, cfg, preset, lpips_fn, {**extra, **info}, spec,
+                                tuple(([champion] if champion else []) + variants), on_pair=review)
+        runtime = result
+    result.update(variant_results(runtime, cfg), served_val_psnr=runtime["psnr"], validation=split.scheme,
+                  runtime_loss_limit_db=cfg.gate.max_fp16_loss_db)
+    return result
+
+
+def _stage_input(read, *args):
+    """What a stage reads from another, or a StageFailed naming the file that is missing or foreign."""
+    try:
+        return read(*args)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StageFailed(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

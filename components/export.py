@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ import torch
 
 from components.config import ExportConfig
 from components.data.lmdb_read import iter_lmdb
+from components.data.splits import FOLDS_DIR, fold_dirs
 from components.inference.onnx_session import ort_runner, ort_session
+from components.model.ensemble import Ensemble
 from components.model.model_io import checkpoint_view, load_model, tlc_window, torch_runner
 from components.stage import StageFailed, run_stage, write_json
 
@@ -45,6 +48,9 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
         model, (example,), str(tmp), input_names=["input"], output_names=["output"],
         opset_version=opset, dynamo=True, external_data=False,
         dynamic_shapes=({0: batch, 2: height, 3: width},),
+        # the exporter's own optimiser gives the members' clamp bounds one name and drops all
+        # but one (an invalid graph, onnxscript 0.7); onnxruntime optimises the graph on load anyway
+        optimize=not isinstance(model, Ensemble),
     )
     portable_stack_traces(tmp)
     tmp.replace(path)
@@ -112,6 +118,22 @@ def export_fp16(onnx_path: Path, model: torch.nn.Module, inputs: dict[str, np.nd
     return path, compare(model, path, inputs)
 
 
+def export_members(cfg: ExportConfig, paths: ExportPaths, inputs: dict[str, np.ndarray]) -> tuple[list[str], dict]:
+    """Each fold model of a cross-validated ensemble as its own ONNX (``folds/<i>/model.onnx``):
+    the gate scores fold i's model as served on the pairs it did not train on. Their paths
+    (relative to the export folder) and differences from PyTorch."""
+    members, diffs = [], {}
+    shutil.rmtree(paths.out / FOLDS_DIR, ignore_errors=True)  # those of an earlier, cross-validated model
+    for i, member in enumerate(fold_dirs(paths.train)):
+        window = tlc_window(member / "model.pth", cfg.tlc_scale)
+        model = load_model(member / "model.pth", tlc_window=window if cfg.tlc else 0)
+        onnx_path = paths.out / FOLDS_DIR / member.name / "model.onnx"
+        export_onnx(model, onnx_path, cfg.opset)
+        diffs.update({f"fold{i}_{k}": v for k, v in compare(model, onnx_path, inputs).items()})
+        members.append(str(onnx_path.relative_to(paths.out)))
+    return members, diffs
+
+
 def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
     window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
     model = load_model(paths.train / "model.pth", tlc_window=window if cfg.tlc else 0)
@@ -119,11 +141,14 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
     export_onnx(model, onnx_path, cfg.opset)
     inputs = check_inputs(paths.lmdb, cfg.check_size)
     diffs = compare(model, onnx_path, inputs)
+    members, member_diffs = export_members(cfg, paths, inputs)
+    diffs.update(member_diffs)
     view = checkpoint_view(paths.train / "model.pth")
     if view["mode"] == "global_view":
         diffs["composite"] = composite_diff(model, onnx_path, paths.lmdb, view)
     result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset,
-              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None, "view": view}
+              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None, "view": view,
+              "members": members}
     if cfg.fp16:
         fp16_path, fp16_diffs = export_fp16(onnx_path, model, inputs)
         result.update(fp16_onnx=fp16_path.name, fp16_max_abs_diff=fp16_diffs)

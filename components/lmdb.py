@@ -20,8 +20,8 @@ re-encoded: sub-images of 480 px as PNG, as BasicSR's recipe writes them, took s
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -37,8 +37,10 @@ from tqdm import tqdm
 from components.config import LmdbConfig
 from components.data.imageio import decode_image, working_copy
 from components.data.pairs import Pair, find_pairs
+from components.data.splits import FOLDS_DIR, SPLITS_FILE, SplitRecord, lmdb_key, make_split
 from components.stage import StageFailed, run_stage, write_json
 
+log = logging.getLogger(__name__)
 MAP_SIZE = 1 << 40  # virtual reservation only; LMDB files grow to what is written
 Record = tuple[str, bytes, bytes, tuple[int, int, int]]  # key, lq bytes, gt bytes, shape
 
@@ -48,22 +50,6 @@ class LmdbPaths:
     data: Path
     report: Path  # the validate stage's report: only its ``accepted`` pairs are written
     out: Path
-
-
-def split_bucket(pair_id: str) -> float:
-    """A pure function of the id, uniform in [0, 1]."""
-    return int(hashlib.sha256(pair_id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-
-def split_of(pair_id: str, val_fraction: float) -> str:
-    """'train' or 'val' as a pure function of the id: new data never moves old pairs."""
-    return "val" if split_bucket(pair_id) < val_fraction else "train"
-
-
-def lmdb_key(pair_id: str) -> str:
-    # BasicSR derives keys with line.split(".")[0], so keys must be ASCII without dots.
-    key = "".join(c if c.isalnum() or c in "-_" else "_" for c in pair_id)
-    return key.encode("ascii", "replace").decode("ascii")
 
 
 def encode_png(rgb: np.ndarray, level: int) -> bytes:
@@ -134,34 +120,43 @@ class PairedLmdbWriter:
         self.tmp.rename(self.out)
 
 
+def write_layout(pairs: list[Pair], dests: dict[Path, tuple[str, set[str]]], cfg: LmdbConfig) -> dict[Path, int]:
+    """Decode each pair once and write its ``layout`` record (``pair_records``) into every
+    folder of ``dests`` (folder -> (layout, pair ids)) whose ids hold it; images per folder."""
+    workers, layouts = cfg.workers or os.cpu_count() or 1, tuple(sorted({layout for layout, _ in dests.values()}))
+    writers = {out: PairedLmdbWriter(out, cfg.png_compression) for out in dests}
+    with ProcessPoolExecutor(workers) as pool:
+        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layouts] * len(pairs))
+        for pair, records in zip(pairs, tqdm(jobs, total=len(pairs), desc="lmdb", unit="pair")):
+            for out, (layout, ids) in dests.items():
+                if pair.pair_id in ids:
+                    writers[out].write([records[layout]])
+    for writer in writers.values():
+        writer.close()
+    return {out: len(writer.meta) for out, writer in writers.items()}
+
+
 def write_split(pairs: list[Pair], outs: dict[str, Path], cfg: LmdbConfig) -> dict[str, int]:
     """Write ``pairs`` into one LMDB pair per layout (``outs``: layout -> folder), decoding
     each pair once; returns the images written per layout."""
-    workers, layouts = cfg.workers or os.cpu_count() or 1, tuple(outs)
-    writers = {layout: PairedLmdbWriter(out, cfg.png_compression) for layout, out in outs.items()}
-    with ProcessPoolExecutor(workers) as pool:
-        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layouts] * len(pairs))
-        names = "+".join(out.name for out in outs.values())
-        for records in tqdm(jobs, total=len(pairs), desc=f"lmdb {names}", unit="pair"):
-            for layout, record in records.items():
-                writers[layout].write([record])
-    for writer in writers.values():
-        writer.close()
-    return {layout: len(writer.meta) for layout, writer in writers.items()}
+    ids = {p.pair_id for p in pairs}
+    counts = write_layout(pairs, {out: (layout, ids) for layout, out in outs.items()}, cfg)
+    return {layout: counts[out] for layout, out in outs.items()}
 
 
-def split_pairs(pairs: list[Pair], val_fraction: float, min_train_share: float = 0.7) -> dict[str, list[Pair]]:
-    """Val: the pairs whose id hashes under ``val_fraction`` (so a pair's split does not change as
-    data grows), with two bounds that only bind on small sets, where the hash alone is lumpy
-    (it once gave 6 of 10 pairs to val): train keeps at least ``min_train_share`` of the pairs
-    (the highest-hash candidates train instead), and val gets at least one pair (the lowest hash)."""
-    if len(pairs) < 2:
-        raise StageFailed(f"{len(pairs)} accepted pair(s): at least 2 are needed (one to train, one to validate)")
-    ranked = sorted(pairs, key=lambda p: (split_bucket(p.pair_id), p.pair_id))
-    most_val = max(1, int(len(pairs) * (1 - min_train_share) + 1e-9))
-    val = [p for p in ranked if split_bucket(p.pair_id) < val_fraction][:most_val] or ranked[:1]
-    chosen = {p.pair_id for p in val}
-    return {"train": [p for p in pairs if p.pair_id not in chosen], "val": [p for p in pairs if p.pair_id in chosen]}
+def layout_destinations(split: SplitRecord, out: Path) -> dict[Path, tuple[str, set[str]]]:
+    """Where each pair goes: ``train`` (full size) and ``train_whole`` (small) with the pairs the
+    shipped model learns from, ``val`` (full size) with the held-out ones; with cross-validation
+    also ``folds/<i>/`` in the same layout, its val being fold i and its train the other folds.
+    (The top-level val then holds every pair: export's checks and the shipped model's runtime
+    checks read it; no gate score comes from it.)"""
+    train, val = set(split.train), set(split.val)
+    dests = {out / "train": ("whole", train), out / "train_whole": ("whole_small", train), out / "val": ("whole", val)}
+    for i, held in enumerate(split.folds):
+        fold, rest = out / FOLDS_DIR / str(i), train - set(held)
+        dests.update({fold / "train": ("whole", rest), fold / "train_whole": ("whole_small", rest),
+                      fold / "val": ("whole", set(held))})
+    return dests
 
 
 def accepted_pairs(data: Path, report: Path) -> list[Pair]:
@@ -176,12 +171,20 @@ def accepted_pairs(data: Path, report: Path) -> list[Pair]:
 
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
-    splits = split_pairs(accepted_pairs(paths.data, paths.report), cfg.val_fraction, cfg.min_train_share)
-    train = write_split(splits["train"], {"whole": paths.out / "train", "whole_small": paths.out / "train_whole"}, cfg)
-    val = write_split(splits["val"], {"whole": paths.out / "val"}, cfg)
-    counts = {"train": train["whole"], "train_whole": train["whole_small"], "val": val["whole"]}
-    write_json(paths.out / "splits.json", {s: sorted(p.pair_id for p in ps) for s, ps in splits.items()})
-    return {"pairs": {s: len(ps) for s, ps in splits.items()}, "images": counts}
+    pairs = accepted_pairs(paths.data, paths.report)
+    try:
+        split = make_split([p.pair_id for p in pairs], cfg.val_fraction, cfg.min_train_share,
+                           cfg.cross_validate_below, cfg.folds)
+    except ValueError as exc:
+        raise StageFailed(str(exc)) from exc
+    shutil.rmtree(paths.out / FOLDS_DIR, ignore_errors=True)  # a hash split has none; CV rewrites them
+    counts = write_layout(pairs, layout_destinations(split, paths.out), cfg)
+    write_json(paths.out / SPLITS_FILE, split.model_dump())
+    log.info("%s split: %d pairs train, %d scored%s", split.scheme, len(split.train), len(split.val),
+             f" out of fold ({len(split.folds)} folds)" if split.folds else "")
+    return {"scheme": split.scheme, "pairs": {"train": len(split.train), "val": len(split.val)},
+            "folds": [len(f) for f in split.folds],
+            "images": {str(out.relative_to(paths.out)): n for out, n in counts.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

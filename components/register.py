@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from components.config import InferenceSpec, RegisterConfig
+from components.data.splits import SPLITS_FILE, read_splits
 from components.evaluation.review import REVIEW_DATA
 from components.evaluation.scoring import mean_psnr, val_pairs
 from components.inference.tensorrt_engine import build_engine, tensorrt_runner, unavailable_reason
@@ -66,6 +67,10 @@ def lineage_tags(metrics: dict, run_id: str) -> dict[str, str]:
             "dvc_lock_sha256": file_sha256(Path("dvc.lock")), "params_sha256": file_sha256(Path("params.yaml")),
             "run_id": run_id, "gate": "passed" if metrics["gate_passed"] else "failed"}
     tags.update({f"val_{k}": f"{metrics[k]:.4f}" for k in ("psnr", "ssim", "identity_psnr")})
+    folds = metrics.get("folds") or []
+    tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics['images']} pairs: every pair trained "
+                          f"{len(folds) - 1} of the {len(folds)} models shipped together and was scored by the other"
+                          if folds else f"held-out val split of {metrics['images']} pairs")
     return tags
 
 
@@ -100,7 +105,7 @@ def engine_val_loss_db(onnx_path: Path, workdir: Path, profile: dict, paths: Reg
     """The PSNR the FP16 engine loses against the gated ONNX on the val split, run as served."""
     spec = InferenceSpec(**metrics["inference"])
     runner = tensorrt_runner(onnx_path, workdir, profile["tile"], profile["batch"])
-    return metrics["psnr"] - mean_psnr(runner, spec, val_pairs(paths.lmdb))
+    return metrics["served_val_psnr"] - mean_psnr(runner, spec, val_pairs(paths.lmdb))
 
 
 def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, profile: dict,
@@ -143,10 +148,17 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
     """Log and register the ONNX with its extras (and any TensorRT engine); (version, engine)."""
 
     export = json.loads((paths.export / "export.json").read_text())
+    try:
+        split = read_splits(paths.lmdb / SPLITS_FILE)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StageFailed(str(exc)) from exc
     inference = metrics.get("inference") or {"mode": "tiled", "tiling": metrics["tiling"]}
+    # train_pairs: a later gate compares this version only on pairs it did not train on
     metadata = {"tiling": metrics["tiling"], "inference": inference, "input": "float32 NCHW RGB in [0,1]",
                 "pooling": export["pooling"], "tlc_window": export["tlc_window"],
-                "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db")}
+                "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db"),
+                "validation": split.scheme, "ensemble_members": len(export.get("members", [])) or 1,
+                "train_pairs": split.train}
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         profile = {"tile": InferenceSpec(**inference).largest_input, "batch": metrics["tiling"]["batch"]}

@@ -14,6 +14,7 @@ and data, so a re-run after a crash (or an Airflow retry) continues where it sto
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ from components.model import basicsr_adapter
 from components.config import TrainConfig
 from components.data.lmdb_read import lmdb_shapes
 from components.model.distributed import Ranks, init_distributed, shutdown
-from components.model.model_io import save_checkpoint
+from components.data.splits import FOLDS_DIR, fold_dirs
+from components.model.model_io import save_checkpoint, save_ensemble
 from components.model.presets import PRESET_FILE, Preset, fit_preset
 from components.model.train_monitor import progress_line, validation_hook
 from components.model.train_state import fingerprint, load_state, save_atomic
@@ -95,25 +97,77 @@ def network_prior(cfg: TrainConfig, preset: Preset) -> dict | None:
 
 
 def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
-    """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs."""
+    """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs.
+    A cross-validated LMDB (``lmdb/folds/``) trains one model per fold, each on the other
+    folds, into ``out/folds/<i>/``; together they are the model (``model.pth``: an ensemble)."""
     check_inputs(cfg, paths)
     device = basicsr_adapter.resolve_device(cfg.device)
     ranks = init_distributed(device)
     try:
-        preset = fitted_preset(paths.lmdb)
-        opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
-        state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
-        resume = load_state(state_path)
-        if not ranks.is_main:
-            basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
-            return None
-        return _train_logged(cfg, paths, opt, state_path, resume, ranks, preset)
+        folds = fold_dirs(paths.lmdb)
+        if ranks.is_main:  # always there (dvc.yaml tracks it), empty for a model trained on a val split
+            shutil.rmtree(paths.out / FOLDS_DIR, ignore_errors=True)
+            (paths.out / FOLDS_DIR).mkdir(parents=True)
+        if not folds:
+            return train_model(cfg, paths, device, ranks)
+        parent = _ensemble_run(cfg, len(folds)) if ranks.is_main else None
+        member = cfg.model_copy(update={"iterations": cfg.fold_iterations or cfg.iterations})
+        results = [train_model(member, TrainPaths(d, paths.out / FOLDS_DIR / d.name), device, ranks,
+                               {"brighthouse.fold": f"{d.name} of {len(folds)}", "mlflow.parentRunId": parent})
+                   for d in folds]  # each fold's run.json is left out: DVC tracks folds/, run ids differ per run
+        return assemble_ensemble(cfg, paths, parent, results) if ranks.is_main else None
     finally:
         shutdown()
 
 
+def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks, tags: dict | None = None) -> dict | None:
+    """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``)."""
+    preset = fitted_preset(paths.lmdb)
+    opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
+    state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
+    resume = load_state(state_path)
+    if not ranks.is_main:
+        basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
+        return None
+    return _train_logged(cfg, paths, opt, state_path, resume, ranks, preset, tags or {})
+
+
+def _ensemble_run(cfg: TrainConfig, k: int) -> str:
+    """The MLflow run of the ensemble, made first so the folds' runs sit under it in the UI."""
+    import mlflow
+
+    use_tracking()
+    with mlflow.start_run(experiment_id=get_or_create_experiment(cfg.experiment)) as run:
+        mlflow.log_params(_flatten("train", cfg.model_dump(mode="json", exclude={"profiles"})))
+        mlflow.set_tags({"brighthouse.ensemble": f"{k} fold models"})
+    return run.info.run_id
+
+
+def assemble_ensemble(cfg: TrainConfig, paths: TrainPaths, run_id: str, folds: list[dict]) -> dict:
+    """The fold models as one checkpoint, with the options and the preset of all the pairs
+    beside it (the preset: what a training-free edit of this set would be), in the ensemble's run."""
+    import mlflow
+
+    members = [paths.out / FOLDS_DIR / str(i) for i in range(len(folds))]
+    save_ensemble(paths.out / "model.pth", [m / "model.pth" for m in members])
+    shutil.copyfile(members[0] / "basicsr_options.yml", paths.out / "basicsr_options.yml")
+    write_json(paths.out / PRESET_FILE, fitted_preset(paths.lmdb).model_dump())
+    seconds = sum(f["seconds"] for f in folds)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metric("train/seconds", seconds)
+        mlflow.set_tags({MODEL_MD5_TAG: file_md5(paths.out / "model.pth"),
+                         "brighthouse.members": ",".join(f["run_id"] for f in folds)})
+        mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
+    result = {"run_id": run_id, "device": folds[0]["device"], "seconds": round(seconds, 2),
+              "world_size": folds[0]["world_size"], "members": [f["run_id"] for f in folds],
+              "resumed_after": [f["resumed_after"] for f in folds]}
+    write_json(paths.out / "run.json", result)
+    log.info("ensemble of %d fold models, %.0f s of training in all", len(folds), seconds)
+    return result
+
+
 def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Path, resume: dict | None,
-                  ranks: Ranks, preset: Preset) -> dict:
+                  ranks: Ranks, preset: Preset, tags: dict) -> dict:
     import mlflow
 
     basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")
@@ -124,7 +178,7 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
     with mlflow.start_run(**run_args) as run:
         mlflow.log_params(_flatten("train", cfg.model_dump(mode="json", exclude={"profiles"})))
         mlflow.set_tags({"device": device, "world_size": ranks.world_size,
-                         "precision": opt["brighthouse"]["precision"]})
+                         "precision": opt["brighthouse"]["precision"], **{k: v for k, v in tags.items() if v}})
         hooks = _hooks(cfg, paths, run.info.run_id, state_path, resume, device)
         net, digests = basicsr_adapter.train(opt, hooks, ranks)
         seconds = time.perf_counter() - start
@@ -137,7 +191,8 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
     state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     result = {"run_id": run.info.run_id, "device": device, "seconds": round(seconds, 2),
               "world_size": ranks.world_size, "rank_digests": digests, "resumed_after": resume["iter"] if resume else 0}
-    write_json(paths.out / "run.json", result)
+    if "brighthouse.fold" not in tags:  # a fold's run is named in the ensemble's run.json
+        write_json(paths.out / "run.json", result)
     return result
 
 

@@ -103,9 +103,13 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def params():
+    """params.yaml, with the hash split at any size: the unit tests' 12-pair folder has val pairs
+    p08 and p11. Cross-validation (small sets, params.yaml's default) is tested where it is named,
+    and by the pipeline tests on the sample."""
     from components.config import load_params
 
-    return load_params(REPO / "params.yaml")
+    loaded = load_params(REPO / "params.yaml")
+    return loaded.model_copy(update={"lmdb": loaded.lmdb.model_copy(update={"cross_validate_below": 0})})
 
 
 def shared_or_skip(*parts: str) -> Path:
@@ -160,8 +164,12 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
                "tiling": {"tile": 64, "overlap": 8, "batch": 2},
                "inference": inference or {"mode": "tiled", "tiling": {"tile": 64, "overlap": 8, "batch": 2}},
-               "runtime_loss_limit_db": 0.05}
+               "runtime_loss_limit_db": 0.05, "served_val_psnr": 25.0, "images": 2}
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
+    # the split of ``pair_folder`` (hash split: p08 and p11 held out)
+    ids = [f"p{i:02d}" for i in range(12)]
+    (dirs["lmdb"] / "splits.json").write_text(json.dumps({"scheme": "hash", "train": [i for i in ids if i not in (
+        "p08", "p11")], "val": ["p08", "p11"]}))
     make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
     (dirs["export"] / "export.json").write_text(json.dumps({"pooling": "global", "tlc_window": 96}))
     return dirs

@@ -16,7 +16,8 @@ COLUMNS = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "blown_hi
 OVERALL = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "blown_highlights", "contrast_error", "cast",
            "baseline", "baseline_psnr", "baseline_ciede2000_mean", "baseline_blown_highlights",
            "baseline_contrast_error", "baseline_cast", "identity_psnr", "identity_blown_highlights",
-           "identity_contrast_error", "identity_cast", "champion_psnr", "seconds_per_mp")
+           "identity_contrast_error", "identity_cast", "champion_psnr", "psnr_on_champion_pairs", "champion_pairs",
+           "served_val_psnr", "seconds_per_mp")
 CHECKS = ("<p>What a retoucher checks, against each target: <b>blown_highlights</b>, the share of pixels "
           "clipped where the target kept detail (clients ask for under 0.001); <b>contrast_error</b>, how far "
           "the luminance spread (L* p95 - p5) is from the target's; <b>cast</b>, the tint (CIELAB) on the "
@@ -39,8 +40,8 @@ def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarr
     mode = result.get("inference", {}).get("mode", "tiled")
     parts = [f"<!doctype html><meta charset='utf-8'><title>brighthouse evaluation</title><style>{STYLE}</style>",
              f"<h1>Evaluation: gate {html.escape(verdict)}</h1>",
-             f"<h2>Overall ({result['images']} val images, full resolution, {html.escape(mode)} as served)</h2>"
-             f"<table>{overall}</table>", CHECKS,
+             f"<h2>Overall ({result['images']} val images, full resolution, {html.escape(mode)} as served)</h2>",
+             validation_note(result), f"<table>{overall}</table>", CHECKS,
              "<h2>Worst images (input | model output | target)</h2>"]
     for key, lq, out, gt in worst:
         cells = "".join(f"<td>{embed_jpeg(to_uint8(img), 480, f'{key} {role}')}</td>"
@@ -48,6 +49,21 @@ def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarr
         parts.append(f"<p><b>{html.escape(key)}</b></p><table><tr>{cells}</tr></table>")
     parts.append(f"<h2>Per image</h2><table><tr>{head}</tr>{rows}</table>")
     return "\n".join(parts) + "\n"
+
+
+def validation_note(result: dict) -> str:
+    """Where the scores come from: a held-out split, or each fold model on the fold it did not see."""
+    folds = result.get("folds") or []
+    if not folds:
+        return "<p>Scored on the held-out val split.</p>"
+    cells = "".join(f"<tr><td>fold {f['fold']}</td><td>{f['pairs']}</td><td>{f['psnr']:.2f}</td>"
+                    f"<td>{html.escape(f['baseline'])} {f['baseline_psnr']:.2f}</td></tr>" for f in folds)
+    return (f"<p>{len(folds)}-fold cross-validation: every pair is scored by the fold model that did not train on "
+            f"it, against the preset fitted on the same folds; the {len(folds)} models ship together, averaged. "
+            f"<b>served_val_psnr</b> is the shipped ensemble on pairs it trained on: for comparing runtimes, "
+            f"not a quality estimate. The champion is compared only on pairs it did not train on "
+            f"(<b>champion_pairs</b>).</p><table><tr><th>fold</th><th>pairs</th><th>PSNR</th><th>preset</th></tr>"
+            f"{cells}</table>")
 
 
 def write_report(result: dict, worst: list, path: Path) -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 
 from components.config import ReviewConfig
 from components.data.imageio import working_copy
-from components.evaluation.metrics import ciede2000, ciede2000_map
+from components.evaluation.metrics import ciede2000, ciede2000_map, psnr
 from components.evaluation.retoucher import TargetLook
 from components.inference.tiling import to_uint8
 
@@ -77,7 +77,9 @@ class ReviewCollector:
                  (("input", lq), ("champion", champion), ("challenger", challenger), ("target", gt))}
         diff = ciede2000_map(small["challenger"], small["champion"])
         entry = {"image": key, "difference": float(diff.mean(dtype=np.float64)),
-                 "challenger_psnr": row["psnr"], "champion_psnr": row[f"{CHAMPION}_psnr"],
+                 "challenger_psnr": row["psnr"], "champion_psnr": row.get(f"{CHAMPION}_psnr", psnr(champion, gt)),
+                 # the champion trained on this pair: its scores here flatter it, and the gate leaves them out
+                 "champion_trained_on": f"{CHAMPION}_psnr" not in row,
                  "challenger_ciede2000": row["ciede2000_mean"], "champion_ciede2000": ciede2000(champion, gt)[0],
                  "challenger_seconds": t_challenger, "champion_seconds": t_champion,
                  "width": int(lq.shape[1]), "height": int(lq.shape[0]), **retoucher_columns(row, champion, gt)}

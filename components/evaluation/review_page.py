@@ -50,8 +50,12 @@ def aggregate_table(rows: list[dict]) -> str:
                    f"{_signed(_mean(rows, 'challenger_' + k) - _mean(rows, 'champion_' + k), up, 3)}</tr>"
                    for label, k, up in lines)
     better = sum(r["challenger_psnr"] > r["champion_psnr"] for r in rows)
+    seen = sum(bool(r.get("champion_trained_on")) for r in rows)
+    note = (f" The champion trained on {seen} of them (marked *): its scores there flatter it, and the gate "
+            "compared the two on the others only." if seen else "")
     return (f"<table><tr><th></th><th>challenger</th><th>champion</th><th>change</th></tr>{body}</table>"
-            f"<p>{len(rows)} val photos at full resolution; PSNR better on {better}, worse on {len(rows) - better}.</p>")
+            f"<p>{len(rows)} val photos at full resolution; PSNR better on {better}, worse on {len(rows) - better}."
+            f"{note}</p>")
 
 
 def lineage_table(challenger: dict, champion: dict) -> str:
@@ -79,7 +83,7 @@ def photo_table(rows: list[dict], shown: set[str]) -> str:
     body = "".join(
         "<tr><td>" + (f"<a href='#p-{_e(r['image'])}'>{_e(r['image'])}</a>" if r["image"] in shown else _e(r["image"]))
         + f"</td><td class=num>{r['difference']:.2f}</td><td class=num>{r['challenger_psnr']:.2f}</td>"
-        f"<td class=num>{r['champion_psnr']:.2f}</td>{_signed(r['challenger_psnr'] - r['champion_psnr'], True)}"
+        f"<td class=num>{r['champion_psnr']:.2f}{' *' if r.get('champion_trained_on') else ''}</td>{_signed(r['challenger_psnr'] - r['champion_psnr'], True)}"
         f"<td class=num>{r['challenger_ciede2000']:.2f}</td><td class=num>{r['champion_ciede2000']:.2f}</td>"
         f"{_signed(r['challenger_ciede2000'] - r['champion_ciede2000'], False)}"
         + "".join(f"<td class=num>{r[f'{who}_{k}']:.2f}</td>" for k in ("contrast_error", "cast")

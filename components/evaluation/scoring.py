@@ -37,6 +37,9 @@ class Runner:
     run_batch: BatchFn
     spec: InferenceSpec
     keep_output: bool = False  # hand its output to ``on_pair`` (the review compares it with the served one)
+    # its PSNR counts on these pair keys alone (a champion: those it did not train on); elsewhere it
+    # runs only to hand its output to ``on_pair`` (the review shows it, marked), if it keeps output
+    only: frozenset[str] | None = None
 
 
 # (key, input, target, the served row, {runner name: (output, seconds)}) for each pair, as scored
@@ -96,8 +99,12 @@ def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Run
         row = {"image": key, **score_image(out, gt, lq, preset, lpips_fn),
                "seconds_per_mp": seconds / (out.shape[0] * out.shape[1] / 1e6)}
         for runner in others:
+            counted = runner.only is None or key in runner.only
+            if not (counted or runner.keep_output):
+                continue
             other, other_seconds = _timed(runner, lq)
-            row[f"{runner.name}_psnr"] = psnr(other, gt)
+            if counted:
+                row[f"{runner.name}_psnr"] = psnr(other, gt)
             if runner.keep_output:
                 outputs[runner.name] = (other, other_seconds)
             del other
@@ -119,6 +126,12 @@ def mean_psnr(run_batch: BatchFn, spec: InferenceSpec, pairs: Iterable[tuple[str
 
 
 def summarize(rows: list[dict]) -> dict:
-    """The mean of every numeric column over the rows."""
-    keys = [k for k in rows[0] if k != "image"]
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    """The mean of every numeric column over the rows that have it. A champion is scored only on
+    pairs it did not train on: ``champion_pairs`` says how many, and ``psnr_on_champion_pairs``
+    is the scored model's PSNR on those same pairs, the comparison the gate makes."""
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "image"))
+    summary = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+    shared = [r for r in rows if "champion_psnr" in r]
+    if shared:
+        summary.update(champion_pairs=len(shared), psnr_on_champion_pairs=float(np.mean([r["psnr"] for r in shared])))
+    return summary

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from components.model.curves_nafnet import CurvesNAFNet, kind_of
+from components.model.ensemble import Ensemble
 from components.model.nafnet_arch import NAFNet, use_local_pooling
 
 
@@ -17,6 +18,18 @@ def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int, v
     # patch size sizes TLC's pooling window at inference.
     torch.save({"params": state_dict, "arch": arch, "patch_size": patch_size,
                 "view": view or {"mode": "tiled"}}, path)
+
+
+def save_ensemble(path: Path, member_paths: list[Path]) -> None:
+    """One checkpoint holding every member's (``load_model`` builds an ``Ensemble``); the members
+    share their architecture, patch size and view, so those are recorded once."""
+    members = [torch.load(p, map_location="cpu", weights_only=True) for p in member_paths]
+    first = members[0]
+    if any(m["arch"] != first["arch"] or m.get("view") != first.get("view") for m in members):
+        raise ValueError(f"ensemble members differ in architecture or view: {[str(p) for p in member_paths]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"members": [m["params"] for m in members], "arch": first["arch"], "patch_size": first["patch_size"],
+                "view": first.get("view", {"mode": "tiled"})}, path)
 
 
 def checkpoint_view(path: Path) -> dict:
@@ -31,22 +44,29 @@ def tlc_window(path: Path, scale: float) -> int:
 
 
 def load_model(path: Path, device: str = "cpu", tlc_window: int = 0) -> torch.nn.Module:
-    """The checkpoint's NAFNet; ``tlc_window`` > 0 switches channel attention to local pooling."""
+    """The checkpoint's NAFNet (or ensemble of them); ``tlc_window`` > 0 switches channel
+    attention to local pooling."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    with_curves = any(k.startswith("curves.") for k in ckpt["params"])
-    params = ckpt["params"]
+    if "members" in ckpt:
+        members = [_network(params, ckpt["arch"], tlc_window) for params in ckpt["members"]]
+        return Ensemble(members).eval().to(device)
+    return _network(ckpt["params"], ckpt["arch"], tlc_window).eval().to(device)
+
+
+def _network(params: dict, arch: dict, tlc_window: int) -> torch.nn.Module:
+    with_curves = any(k.startswith("curves.") for k in params)
     if with_curves and "mix" not in params:  # saved before presets: curves alone
-        model = CurvesNAFNet(**ckpt["arch"])
+        model = CurvesNAFNet(**arch)
         params = {**model.state_dict(), **params}
     elif with_curves:
         model = CurvesNAFNet(preset={"kind": kind_of(params["mix"]), "curves": None, "target_quantiles": None},
-                             **ckpt["arch"])
+                             **arch)
     else:
-        model = NAFNet(**ckpt["arch"])
+        model = NAFNet(**arch)
     model.load_state_dict(params)
     if tlc_window > 0:
         use_local_pooling(model.body if with_curves else model, tlc_window)
-    return model.eval().to(device)
+    return model.eval()
 
 
 def torch_runner(model: torch.nn.Module, device: str = "cpu"):

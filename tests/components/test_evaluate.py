@@ -39,13 +39,14 @@ def test_gate_reasons_name_each_failed_check():
     gate = GateConfig(min_psnr=25, min_ssim=0.9, min_psnr_gain_over_identity=1, min_psnr_gain_over_baseline=0.5,
                       max_ciede2000_mean=3, max_regression_vs_champion_db=0.1)
     summary = {"psnr": 24.0, "ssim": 0.8, "identity_psnr": 23.5, "baseline_psnr": 23.8, "ciede2000_mean": 4.0,
-               "champion_psnr": 24.5, "champion_version": "3"}
+               "champion_psnr": 24.5, "champion_version": "3", "champion_pairs": 4, "psnr_on_champion_pairs": 24.3}
     reasons = apply_gate(summary, gate)
     assert len(reasons) == 6 and "24.00 dB < floor 25" in reasons[0]
     assert "baseline preset (curves) 0.20 dB" in reasons[3] and "CIEDE2000 4.00 > 3" in reasons[4]
-    assert "0.50 dB worse than champion v3" in reasons[5]
+    # against the champion, only the pairs it did not train on count, for both models
+    assert "0.20 dB worse than champion v3 on the 4 pairs neither trained on" in reasons[5]
     good = {"psnr": 30.0, "ssim": 0.95, "identity_psnr": 20.0, "baseline_psnr": 28.0, "ciede2000_mean": 1.0,
-            "champion_psnr": 30.05, "champion_version": "3"}
+            "champion_psnr": 30.05, "champion_version": "3", "champion_pairs": 9, "psnr_on_champion_pairs": 30.0}
     assert apply_gate(good, gate) == []
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from components.data.lmdb_read import read_lmdb
 from components.data.pairs import Pair
-from components.lmdb import run_lmdb, split_of, split_pairs
+from components.data.splits import assign_folds, hash_split, make_split, read_splits, split_of
+from components.lmdb import run_lmdb
 from components.model.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import lmdb_paths, write_pair
 
@@ -19,32 +20,61 @@ def test_split_is_a_pure_function_of_the_id():
     assert 0.1 < sum(s == "val" for s in first.values()) / len(ids) < 0.4
 
 
-def pairs_named(ids) -> list:
-    return [Pair(i, Path(f"{i}_src.png"), Path(f"{i}_tar.png")) for i in ids]
-
-
 @pytest.mark.parametrize("n", [2, 3, 5, 10, 14, 20, 30])
 def test_a_small_set_keeps_most_pairs_for_training_and_one_to_validate(n):
     for start in range(0, 400, 20):  # many sets of n ids, lumpy hashes included
-        splits = split_pairs(pairs_named([f"client{start + i}" for i in range(n)]), 0.25, 0.7)
+        splits = hash_split([f"client{start + i}" for i in range(n)], 0.25, 0.7)
         assert 1 <= len(splits["val"]) <= max(1, int(0.3 * n))
         assert len(splits["train"]) + len(splits["val"]) == n
 
 
 def test_at_scale_the_split_is_the_hash_split():
     ids = [f"photo{i}" for i in range(577)]
-    val = {p.pair_id for p in split_pairs(pairs_named(ids), 0.25, 0.7)["val"]}
+    val = set(hash_split(ids, 0.25, 0.7)["val"])
     assert val == {i for i in ids if split_of(i, 0.25) == "val"}
     # more pairs arrive: no training pair ever moves into val
-    grown = {p.pair_id for p in split_pairs(pairs_named(ids + [f"new{i}" for i in range(300)]), 0.25, 0.7)["val"]}
+    grown = set(hash_split(ids + [f"new{i}" for i in range(300)], 0.25, 0.7)["val"])
     assert grown & set(ids) == val
 
 
 def test_one_pair_cannot_be_split():
-    from components.stage import StageFailed
+    with pytest.raises(ValueError, match="at least 2"):
+        make_split(["only"], 0.25, 0.7, 60, 3)
 
-    with pytest.raises(StageFailed, match="at least 2"):
-        split_pairs(pairs_named(["only"]), 0.25, 0.7)
+
+@pytest.mark.parametrize("n", [2, 3, 10, 14, 30, 59])
+def test_a_small_set_cross_validates_with_every_pair_training_and_scored_once(n):
+    ids = [f"client{i}" for i in range(n)]
+    split = make_split(ids, 0.25, 0.7, 60, 3)
+    assert split.cross_validated and sorted(split.train) == sorted(ids) == sorted(split.val)
+    folds = split.folds
+    assert len(folds) == min(3, n) and sorted(i for f in folds for i in f) == sorted(ids)  # each pair held out once
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    for held in folds:  # each fold's model trains on the rest: with 10 pairs, every pair trains 2 of 3 models
+        assert set(ids) - set(held) and not set(held) & (set(ids) - set(held))
+    assert make_split(ids + [f"more{i}" for i in range(60 - n)], 0.25, 0.7, 60, 3).scheme == "hash"
+    assert assign_folds(ids, 3) == folds  # a pure function of the ids
+
+
+def test_the_split_record_is_typed_and_a_foreign_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="splits.json is missing"):
+        read_splits(tmp_path / "splits.json")
+    (tmp_path / "splits.json").write_text('{"train": ["a"], "val": ["b"]}')  # written before the schemes
+    with pytest.raises(ValueError, match="splits.json is not a split record"):
+        read_splits(tmp_path / "splits.json")
+
+
+def test_cross_validation_writes_each_fold_as_its_own_layout(pair_folder, params, tmp_path):
+    out = tmp_path / "lmdb"
+    result = run_lmdb(params.lmdb.model_copy(update={"cross_validate_below": 60}), lmdb_paths(pair_folder, out))
+    split = read_splits(out / "splits.json")
+    assert result["scheme"] == "cross_validation" and result["folds"] == [4, 4, 4]
+    keys = {name: set(read_lmdb(out / name / "gt.lmdb")) for name in ("train", "train_whole", "val")}
+    assert keys["train"] == keys["train_whole"] == keys["val"] and len(keys["val"]) == 12
+    for i, held in enumerate(split.folds):
+        fold = out / "folds" / str(i)
+        val, train = set(read_lmdb(fold / "val" / "gt.lmdb")), set(read_lmdb(fold / "train_whole" / "gt.lmdb"))
+        assert val == set(held) and train == keys["val"] - val == set(read_lmdb(fold / "train" / "gt.lmdb"))
 
 
 def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: Path):
