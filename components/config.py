@@ -32,7 +32,7 @@ class LmdbConfig(_Section):
     min_train_share: float = Field(0.7, gt=0, lt=1)
     png_compression: int = Field(1, ge=0, le=9)
     whole_photo_side: int = Field(768, gt=0)  # train photos also stored whole, this long side (global_view)
-    cross_validate_below: int = Field(60, ge=0)  # fewer pairs: k-fold cross-validation, no val split (0 = never)
+    cross_validate_below: int = Field(0, ge=0)  # fewer pairs: k-fold cross-validation, no val split (0 = never)
     folds: int = Field(3, ge=2)                 # k, when cross-validating
     workers: int = Field(0, ge=0)
 
@@ -82,6 +82,7 @@ class TrainConfig(_Section):
     seed: int = 0
     iterations: int = Field(200, gt=0)
     fold_iterations: int = Field(0, ge=0)            # each cross-validation fold model's (small sets); 0 = iterations
+    ships: Literal["full", "ensemble"] = "full"      # small sets: one more model on every pair, or the fold models averaged
     batch_size: int = Field(4, gt=0)
     patch_size: int = Field(64, gt=0)
     crops_per_photo: int = Field(1, gt=0)            # tiled: patches cut from each decoded photo (divides batch_size)

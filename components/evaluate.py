@@ -21,7 +21,7 @@ from pathlib import Path
 
 from components.config import EvaluateConfig, GateConfig, InferenceSpec, RegistryConfig
 from components.data.lmdb_read import iter_lmdb
-from components.data.splits import SPLITS_FILE, SplitRecord, lmdb_key, read_splits
+from components.data.splits import SPLITS_FILE, SplitRecord, comparable_pairs, read_splits
 from components.evaluation.cross_validation import Fold, folds_of, score_folds
 from components.evaluation.gate import apply_gate
 from components.evaluation.review import REVIEW_DATA, ReviewCollector
@@ -101,16 +101,6 @@ def champion_runner(registry: RegistryConfig, split: SplitRecord) -> tuple[Runne
                     "record which it trained on)", ref.version)
     runner = Runner("champion", ort_runner(ref.onnx_path), spec, keep_output=True, only=frozenset(pairs))
     return runner, {"champion_version": ref.version, "champion_mode": spec.mode, "champion_pairs": len(pairs)}
-
-
-def comparable_pairs(split: SplitRecord, champion_trained_on: list[str] | None) -> list[str]:
-    """The LMDB keys of the scored pairs the champion did not train on. A champion that does not
-    record its pairs (registered before they were) came from a hash split, whose val pairs
-    stay val, so it is compared on a val split and on nothing cross-validated."""
-    if champion_trained_on is None:
-        return [] if split.cross_validated else [lmdb_key(i) for i in split.val]
-    seen = set(champion_trained_on)
-    return [lmdb_key(i) for i in split.val if i not in seen]
 
 
 def variant_runners(cfg: EvaluateConfig, paths: EvaluatePaths, spec: InferenceSpec) -> tuple[list[Runner], dict]:

@@ -148,7 +148,7 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
         diffs["composite"] = composite_diff(model, onnx_path, paths.lmdb, view)
     result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset,
               "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None, "view": view,
-              "members": members}
+              "members": members, "networks": len(model.members) if isinstance(model, Ensemble) else 1}
     if cfg.fp16:
         fp16_path, fp16_diffs = export_fp16(onnx_path, model, inputs)
         result.update(fp16_onnx=fp16_path.name, fp16_max_abs_diff=fp16_diffs)

@@ -157,7 +157,7 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
     metadata = {"tiling": metrics["tiling"], "inference": inference, "input": "float32 NCHW RGB in [0,1]",
                 "pooling": export["pooling"], "tlc_window": export["tlc_window"],
                 "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db"),
-                "validation": split.scheme, "ensemble_members": len(export.get("members", [])) or 1,
+                "validation": split.scheme, "networks": export.get("networks", 1),
                 "train_pairs": split.train}
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:

@@ -98,8 +98,9 @@ def network_prior(cfg: TrainConfig, preset: Preset) -> dict | None:
 
 def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
     """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs.
-    A cross-validated LMDB (``lmdb/folds/``) trains one model per fold, each on the other
-    folds, into ``out/folds/<i>/``; together they are the model (``model.pth``: an ensemble)."""
+    A cross-validated LMDB (``lmdb/folds/``) also trains one model per fold, each on the other
+    folds, into ``out/folds/<i>/``: the gate scores them. What ships (``train.ships``) is one
+    model on every pair (``full``) or the fold models averaged (``ensemble``)."""
     check_inputs(cfg, paths)
     device = basicsr_adapter.resolve_device(cfg.device)
     ranks = init_distributed(device)
@@ -110,14 +111,34 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
             (paths.out / FOLDS_DIR).mkdir(parents=True)
         if not folds:
             return train_model(cfg, paths, device, ranks)
-        parent = _ensemble_run(cfg, len(folds)) if ranks.is_main else None
-        member = cfg.model_copy(update={"iterations": cfg.fold_iterations or cfg.iterations})
-        results = [train_model(member, TrainPaths(d, paths.out / FOLDS_DIR / d.name), device, ranks,
-                               {"brighthouse.fold": f"{d.name} of {len(folds)}", "mlflow.parentRunId": parent})
-                   for d in folds]  # each fold's run.json is left out: DVC tracks folds/, run ids differ per run
-        return assemble_ensemble(cfg, paths, parent, results) if ranks.is_main else None
+        if cfg.ships == "ensemble":
+            parent = _ensemble_run(cfg, len(folds)) if ranks.is_main else None
+            results = train_folds(cfg, paths, folds, device, ranks, parent)
+            return assemble_ensemble(cfg, paths, parent, results) if ranks.is_main else None
+        shipped = train_model(cfg, paths, device, ranks)  # every pair: lmdb's top-level train holds them all
+        results = train_folds(cfg, paths, folds, device, ranks, shipped["run_id"] if shipped else None)
+        if ranks.is_main:
+            _tag_run(shipped["run_id"], {"brighthouse.fold_models": ",".join(r["run_id"] for r in results)})
+        return shipped
     finally:
         shutdown()
+
+
+def train_folds(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], device: str, ranks: Ranks,
+                parent: str | None) -> list[dict | None]:
+    """Fold i's model on the other folds, into ``out/folds/<i>/``, its MLflow run under ``parent``
+    (its run.json is left out: DVC tracks folds/, and run ids differ on every run)."""
+    member = cfg.model_copy(update={"iterations": cfg.fold_iterations or cfg.iterations})
+    return [train_model(member, TrainPaths(d, paths.out / FOLDS_DIR / d.name), device, ranks,
+                        {"brighthouse.fold": f"{d.name} of {len(folds)}", "mlflow.parentRunId": parent})
+            for d in folds]
+
+
+def _tag_run(run_id: str, tags: dict) -> None:
+    from components.registry.tracking import client
+
+    for key, value in tags.items():
+        client().set_tag(run_id, key, value)
 
 
 def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks, tags: dict | None = None) -> dict | None:

@@ -103,13 +103,9 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def params():
-    """params.yaml, with the hash split at any size: the unit tests' 12-pair folder has val pairs
-    p08 and p11. Cross-validation (small sets, params.yaml's default) is tested where it is named,
-    and by the pipeline tests on the sample."""
     from components.config import load_params
 
-    loaded = load_params(REPO / "params.yaml")
-    return loaded.model_copy(update={"lmdb": loaded.lmdb.model_copy(update={"cross_validate_below": 0})})
+    return load_params(REPO / "params.yaml")
 
 
 def shared_or_skip(*parts: str) -> Path:

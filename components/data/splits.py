@@ -6,8 +6,9 @@ Two schemes:
 - ``cross_validation``, for sets under ``lmdb.cross_validate_below`` pairs, where a val split
   would take pairs a client needs for training (10 pairs: 3 to val): the pairs fall into
   ``lmdb.folds`` folds, fold ``i``'s model trains on the others and is scored on fold ``i``, so
-  every pair trains some model and every pair is scored by one that never saw it. What ships
-  is those models together (``components/model/ensemble.py``); the gate takes their scores.
+  every pair trains some model and every pair is scored by one that never saw it: the gate's
+  estimate. What ships (``train.ships``) is one more model on every pair, or those models
+  averaged (``components/model/ensemble.py``).
 """
 from __future__ import annotations
 
@@ -98,3 +99,13 @@ def fold_dirs(lmdb_dir: Path) -> list[Path]:
     """Fold i's LMDB folder for each fold (empty for the hash split), in fold order."""
     root = lmdb_dir / FOLDS_DIR
     return sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) if root.is_dir() else []
+
+
+def comparable_pairs(split: SplitRecord, champion_trained_on: list[str] | None) -> list[str]:
+    """The LMDB keys of the scored pairs the champion did not train on. A champion that does not
+    record its pairs (registered before they were) came from a hash split, whose val pairs
+    stay val, so it is compared on a val split and on nothing cross-validated."""
+    if champion_trained_on is None:
+        return [] if split.cross_validated else [lmdb_key(i) for i in split.val]
+    seen = set(champion_trained_on)
+    return [lmdb_key(i) for i in split.val if i not in seen]

@@ -3,8 +3,9 @@
 Each fold model is scored by the same streaming pass as a val split (``scoring.score_split``),
 against the preset fitted on its own training folds and against the champion where the champion
 did not train on the pair. So every score the gate reads comes from a pair its model never saw,
-and every pair is scored once. The shipped ensemble averages these models, so the estimate is
-its members', a little below what the ensemble itself does on new photos.
+and every pair is scored once. It estimates the recipe, not the shipped weights: those learn from
+every pair (``train.ships: full``), or average these models (``ensemble``). On FiveK with 10
+pairs the estimate came out below what the shipped model did on unseen photos (bench/README.md).
 """
 from __future__ import annotations
 

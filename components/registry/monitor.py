@@ -1,4 +1,5 @@
-"""Re-evaluate the current champion on the latest validation split, and record the drift.
+"""Re-evaluate the current champion on the latest validation split (the pairs of it the champion
+did not train on), and record the drift.
 
 Data grows and the val split grows with it; the number a champion was registered with goes
 stale. This scores the served artifact (the registered ONNX, through onnxruntime, with the
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from components.config import RegistryConfig
+from components.data.splits import SPLITS_FILE, comparable_pairs, read_splits
 from components.evaluation.scoring import Runner, score_split, val_pairs
 from components.inference.modes import spec_from_metadata
 from components.inference.onnx_session import ort_runner
@@ -45,8 +47,16 @@ def reevaluate_champion(registry: RegistryConfig, lmdb_dir: Path, dvc_file: Path
     model_name, alias = registry.model_name, registry.champion_alias
     version = alias_version(model_name, alias)
     ref = fetch(model_name, alias, version)
-    rows, _ = score_split(val_pairs(lmdb_dir), Runner("champion", ort_runner(ref.onnx_path),
-                                                      spec_from_metadata(ref.metadata)))
+    unseen = set(comparable_pairs(read_splits(lmdb_dir / SPLITS_FILE), ref.metadata.get("train_pairs")))
+    if not unseen:  # nothing measured, so no drift is recorded; the result says why
+        why = (f"champion v{version} trained on every val pair of {lmdb_dir} (or does not record which it trained "
+               "on): no pair is left to re-evaluate it on")
+        log.warning(why)
+        result = {"version": version, "images": 0, "skipped": why}
+        write_json(out, result)
+        return result
+    pairs = (pair for pair in val_pairs(lmdb_dir) if pair[0] in unseen)
+    rows, _ = score_split(pairs, Runner("champion", ort_runner(ref.onnx_path), spec_from_metadata(ref.metadata)))
     psnr_now = float(np.mean([r["psnr"] for r in rows]))
     registered = float(tracking_client().get_model_version(model_name, version).tags.get("val_psnr", "nan"))
     result = {"version": version, "images": len(rows), "psnr": psnr_now,

@@ -211,3 +211,18 @@ def test_weights_that_are_not_the_ones_the_run_logged_fail_early(params, tmp_pat
     with pytest.raises(StageFailed, match=r"no record of its MLflow run"):
         run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"]))
     assert MlflowClient().search_registered_models() == []
+
+
+def test_a_champion_is_never_re_evaluated_on_pairs_it_trained_on(params, tmp_path, mlflow_store, pair_folder):
+    from components.lmdb import run_lmdb
+    from components.registry.monitor import reevaluate_champion
+    from tests.conftest import lmdb_paths
+
+    _register(params, tmp_path, "a")  # trained (its metadata says) on p00-p11 but p08 and p11
+    cv = params.lmdb.model_copy(update={"cross_validate_below": 60})  # now every pair is scored, out of fold
+    run_lmdb(cv, lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    result = reevaluate_champion(params.registry, tmp_path / "lmdb", tmp_path / "none.dvc", tmp_path / "check.json")
+    assert result["images"] == 2  # p08 and p11 only
+    run_lmdb(cv, lmdb_paths(pair_folder, tmp_path / "lmdb2", [f"p{i:02d}" for i in range(8)]))  # all seen
+    skipped = reevaluate_champion(params.registry, tmp_path / "lmdb2", tmp_path / "none.dvc", tmp_path / "c2.json")
+    assert skipped["images"] == 0 and "trained on every val pair" in skipped["skipped"]

@@ -272,7 +272,7 @@ def test_a_small_set_trains_one_model_per_fold_and_ships_them_as_one(pair_folder
 
     params = tiny(params)
     cfg = params.train.model_copy(update={"mode": "global_view", "tone_prior": True, "working_size": 96,
-                                          "patch_size": 48})
+                                          "patch_size": 48, "ships": "ensemble"})
     run_lmdb(params.lmdb.model_copy(update={"cross_validate_below": 60}), lmdb_paths(pair_folder, tmp_path / "lmdb"))
     result = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 

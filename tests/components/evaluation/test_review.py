@@ -113,3 +113,22 @@ def test_the_cli_refuses_to_compare_a_version_with_itself(reviewed):
 
     result = CliRunner().invoke(app, ["review", "2", "--against", "2", "--lmdb", str(reviewed["lmdb"])])
     assert result.exit_code == 1 and "compared with itself" in result.output
+
+
+def test_pairs_the_champion_trained_on_are_shown_marked_and_left_out_of_the_gate():
+    """A champion is scored by the gate only on pairs it did not train on (its ``champion_psnr``
+    is absent elsewhere); the review still shows it there, marked, with its PSNR computed."""
+    from components.evaluation.review_page import aggregate_table, photo_table
+
+    collector = ReviewCollector(ReviewConfig(photos=0, preview_side=64, crop_side=32))
+    rng = np.random.default_rng(0)
+    row = {"psnr": 30.0, "ciede2000_mean": 1.0, "contrast_error": 1.0, "cast": 0.5, "blown_highlights": 0.0}
+    for key, counted in (("seen", False), ("unseen", True)):
+        gt = rng.random((40, 60, 3)).astype(np.float32)
+        collector(key, gt, gt, {**row, **({"champion_psnr": 29.0} if counted else {})},
+                  {"served": (np.clip(gt + 0.1, 0, 1), 0.1), "champion": (gt, 0.2)})
+    rows = {r["image"]: r for r in collector.result()["rows"]}
+    assert rows["seen"]["champion_trained_on"] and rows["seen"]["champion_psnr"] == float("inf")  # it memorised gt
+    assert not rows["unseen"]["champion_trained_on"] and rows["unseen"]["champion_psnr"] == 29.0
+    assert "The champion trained on 1 of them (marked *)" in aggregate_table(list(rows.values()))
+    assert photo_table(list(rows.values()), set()).count(" *</td>") == 1
