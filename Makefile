@@ -15,7 +15,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.brighthouse/airflow AIRFLOW__CORE__DAGS_F
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
 	BRIGHTHOUSE_PROJECT_DIR=$(CURDIR)
 
-.PHONY: install demo test test-fast mlflow-ui serve airflow lock
+.PHONY: install demo test test-fast mlflow-ui serve airflow stack stack-down lock
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ airflow: install
 	$(AIRFLOW_ENV) airflow db migrate
 	$(AIRFLOW_ENV) airflow pools set gpu 1 "one training at a time"
 	$(AIRFLOW_ENV) airflow standalone
+
+# The team topology on this machine (PostgreSQL, Redis, S3, MLflow server, Airflow on Celery):
+# state under .brighthouse/stack/, URLs printed; `. .brighthouse/stack/env` points a shell at it.
+stack: install
+	python -m stack up
+
+stack-down: install
+	python -m stack down
 
 # Re-freeze the lock after changing dependencies in pyproject.toml.
 lock: install

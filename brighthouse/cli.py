@@ -11,6 +11,9 @@ app = typer.Typer(help="brighthouse: learn a retoucher's edit and serve it.", no
 data_app = typer.Typer(help="Paired datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read settings from")
+SERVING_CONFIG = typer.Option(None, "--config", "--params", help="settings file: a params.yaml or just its serve/"
+                              "registry sections (default ./params.yaml if present); BRIGHTHOUSE_SERVE_* and "
+                              "BRIGHTHOUSE_REGISTRY_* variables override it")
 
 
 @data_app.command("validate")
@@ -44,7 +47,7 @@ def data_add(
     params: Path = PARAMS,
 ) -> None:
     """Copy the good pairs of a delivery into the dataset and make a new data version."""
-    from components.data.data_version import version_data, version_owed
+    from components.data.data_version import PushFailed, version_data, version_owed
     from components.data.ingest import IngestError, ingest, remove_ingested
     from components.data.pair_suite import format_failures
     from components.registry.tracking import state_dir
@@ -66,7 +69,11 @@ def data_add(
     if version and version_owed(state):
         if owed_before:
             say("an earlier `data add` was interrupted before its data version was made and pushed: finishing it")
-        typer.echo(f"new data version {version_data(data, Path.cwd(), state)}: run `dvc repro` to train on it")
+        try:
+            typer.echo(f"new data version {version_data(data, Path.cwd(), state)}: run `dvc repro` to train on it")
+        except PushFailed as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
     if move:
         typer.echo(f"removed {len(remove_ingested(inbox, data, summary))} ingested files from {inbox}")
 
@@ -98,13 +105,14 @@ def data_make_sample(out: Path) -> None:
 
 @app.command()
 def enhance(path: Path, out: Path = typer.Option(..., "--out", help="folder for results"),
-            params: Path = PARAMS) -> None:
+            config: Path | None = SERVING_CONFIG) -> None:
     """Enhance a photo or a folder of photos with the serving model (champion)."""
     from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable
     from serving.local import enhance_paths
+    from serving.settings import serve_settings
 
     try:
-        summary = enhance_paths(path, out, load_params(params).serve, echo=typer.echo)
+        summary = enhance_paths(path, out, serve_settings(config), echo=typer.echo)
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -119,15 +127,20 @@ def enhance(path: Path, out: Path = typer.Option(..., "--out", help="folder for 
 
 
 @app.command()
-def serve(params: Path = PARAMS, host: str | None = None, port: int | None = None) -> None:
+def serve(config: Path | None = SERVING_CONFIG, host: str | None = None, port: int | None = None) -> None:
     """Start the HTTP service (FastAPI under uvicorn) on the champion model."""
     import logging
 
     import uvicorn
 
     from serving.app import create_app
+    from serving.settings import serve_settings
 
-    cfg = load_params(params).serve
+    try:
+        cfg = serve_settings(config)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s:     %(name)s: %(message)s")
     for ours in ("serving", "components"):  # our state changes at INFO; libraries only when they warn
         logging.getLogger(ours).setLevel(logging.INFO)

@@ -24,6 +24,7 @@ from airflow.sdk import Asset, AssetWatcher, chain, dag, task
 STAGES = ("validate", "lmdb", "train", "export", "evaluate", "register")
 READY = "READY"            # = components.data.deliveries.READY (not imported: parse stays light)
 TRAIN_POOL = "gpu"         # one training at a time on the GPU, whichever DAG asks
+TRAIN_QUEUE = "gpu"        # Celery queue served by the GPU box's worker (`make stack` starts one)
 BRANCH_ENV = "BRIGHTHOUSE_GIT_BRANCH"
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def summary(registered: dict) -> dict:
     tags=["brighthouse"],
 )
 def retrain():
-    extra = {"train": {"pool": TRAIN_POOL, "retries": 0}, "register": BACKOFF}
+    extra = {"train": {"pool": TRAIN_POOL, "queue": TRAIN_QUEUE, "retries": 0}, "register": BACKOFF}
     stages = [task(task_id=name, **extra.get(name, {}))(stage)(name) for name in STAGES]
     chain(ingest(), version(), *stages)
     summary(stages[-1])

@@ -39,9 +39,10 @@ SHARED = REPO.parent / "shared"
 
 
 def tool_env(**extra: str) -> dict[str, str]:
-    """Environment for subprocesses: this venv first on PATH, no inherited MLflow/Airflow state."""
+    """Environment for subprocesses: this venv first on PATH, no inherited MLflow/Airflow/S3 state
+    (a developer's shell may have sourced a stack's env file)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "AIRFLOW", "BRIGHTHOUSE_"))}
+           if not k.startswith(("MLFLOW_", "AIRFLOW", "BRIGHTHOUSE_", "AWS_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     if "root" in SESSION_TMP:
         (SESSION_TMP["root"] / "tools").mkdir(exist_ok=True)

@@ -25,6 +25,12 @@ from pathlib import Path
 from components.stage import write_json
 
 log = logging.getLogger(__name__)
+
+
+class PushFailed(RuntimeError):
+    """``dvc push`` of a new data version failed; the version stays owed (nothing is lost)."""
+
+
 LOCK = "ingest.lock"
 OWED = "data-version-owed.json"
 STAGING = "ingest-staging-"
@@ -78,6 +84,21 @@ def _dvc(repo: Path, *args: str, capture: bool = False) -> subprocess.CompletedP
                           capture_output=capture, text=True)
 
 
+def _push(repo: Path, target: str, remote: str) -> None:
+    pushed = _dvc(repo, "push", target, capture=True)  # not -q: it would hide the error too
+    if pushed.returncode == 0:
+        return
+    url = _dvc(repo, "remote", "list", capture=True).stdout.split()
+    where = url[url.index(remote) + 1] if remote in url[:-1] else remote
+    endpoint = (_dvc(repo, "config", f"remote.{remote}.endpointurl", capture=True).stdout.strip()
+                or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    said = [line for line in (pushed.stderr + pushed.stdout).splitlines() if line.startswith("ERROR")]
+    raise PushFailed(f"dvc push of {target} to remote '{remote}' ({where}"
+                     f"{f' at {endpoint}' if endpoint else ''}) failed: "
+                     f"{said[-1] if said else pushed.stderr.strip()[-500:]}. The data version stays owed: the "
+                     "next `brighthouse data add` or retrain run pushes it (check the remote's credentials)")
+
+
 def version_data(data_dir: Path, repo: Path, state_dir: Path) -> str:
     """``dvc add`` the dataset and ``dvc push`` it when a default remote exists, then clear
     the debt; returns the data version (its md5). Safe to repeat after a crash at any point:
@@ -88,6 +109,6 @@ def version_data(data_dir: Path, repo: Path, state_dir: Path) -> str:
         _dvc(repo, "add", "-q", str(data_dir))
         remote = _dvc(repo, "remote", "default", capture=True)
         if remote.returncode == 0 and remote.stdout.strip():
-            _dvc(repo, "push", "-q", f"{data_dir}.dvc")
+            _push(repo, f"{data_dir}.dvc", remote.stdout.strip())
         (state_dir / OWED).unlink(missing_ok=True)
     return yaml.safe_load((repo / f"{data_dir}.dvc").read_text())["outs"][0]["md5"]

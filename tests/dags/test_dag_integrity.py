@@ -28,6 +28,7 @@ print(json.dumps({{
     "edges": {{"retrain": edges(retrain), "champion_check": edges(check)}},
     "max_active_runs": [retrain.max_active_runs, check.max_active_runs],
     "pools": {{t.task_id: t.pool for t in retrain.tasks}},
+    "queues": {{t.task_id: t.queue for t in retrain.tasks}},
     "retries": {{t.task_id: t.retries for t in retrain.tasks}},
     "callback": bool(retrain.default_args.get("on_failure_callback")),
     "watched": mods["retrain"].DELIVERY.watchers[0].trigger.filepath,
@@ -52,6 +53,7 @@ def test_dags_load_fast_and_wire_the_pipeline(airflow_home, tmp_path):
     assert info["edges"]["champion_check"] == [["champion", "lmdb"], ["lmdb", "champion_check"]]
     assert info["max_active_runs"] == [1, 1] and info["callback"]
     assert info["pools"]["train"] == "gpu" and info["pools"]["validate"] == "default_pool"
+    assert info["queues"]["train"] == "gpu" and {q for t, q in info["queues"].items() if t != "train"} == {"default"}
     assert info["retries"]["ingest"] == 3 and info["retries"]["train"] == 0
     assert info["watched"] == str(tmp_path / "inbox" / "READY")
     assert info["retrain_schedule"] == "AssetTriggeredTimetable" and info["check_schedule"] == "@weekly"

@@ -1,0 +1,153 @@
+"""``make stack`` / ``make stack-down``: the team topology as plain processes on this machine.
+
+Started in dependency order (stores, then MLflow and Airflow's schema, then Airflow), each
+waited on by its health check; stopped in reverse. Idempotent: a healthy service is left
+alone. ``stack-down`` keeps every data folder, so the next ``make stack`` finds every model
+version, alias, data version and DAG run again.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import apps, stores
+from stack.services import Service, ServiceFailed, launch, run_once, running_pid, stop, wait_healthy
+from stack.settings import StackSettings, load_or_create, write_private
+
+STACK_DIR_ENV = "BRIGHTHOUSE_STACK_DIR"
+DVC_REMOTE = "stack"
+START_ORDER = ("postgres", "redis", "s3", "mlflow", "airflow-api-server", "airflow-scheduler",
+               "airflow-dag-processor", "airflow-triggerer", "airflow-worker-default", "airflow-worker-gpu")
+
+
+@dataclass(frozen=True)
+class Stack:
+    project: Path
+    folder: Path
+    settings: StackSettings
+
+    @property
+    def env_file(self) -> Path:
+        return self.folder / "env"
+
+
+def stack_dir(project: Path) -> Path:
+    return Path(os.environ.get(STACK_DIR_ENV, project / ".brighthouse" / "stack")).resolve()
+
+
+def up(project: Path, folder: Path | None = None) -> Stack:
+    project = project.resolve()
+    folder = folder or stack_dir(project)
+    settings = load_or_create(folder)
+    stack = Stack(project, folder, settings)
+    started = time.monotonic()
+    stores_ = [stores.postgres_service(folder, settings), stores.redis_service(folder, settings),
+               stores.object_store_service(folder, settings)]
+    launched = {s.name: launch(s, folder) for s in stores_}
+    wait_healthy(stores_[0], folder, launched["postgres"])
+    stores.create_databases(settings)
+    mlflow = apps.mlflow_service(settings)
+    launched["mlflow"] = launch(mlflow, folder)
+    env = apps.airflow_env(folder, project, settings)
+    _migrate_airflow(env)
+    airflow = apps.airflow_services(folder, env, settings)
+    wait_healthy(stores_[1], folder, launched["redis"])
+    launched.update({s.name: launch(s, folder) for s in airflow})
+    for service in [stores_[2], mlflow, *airflow]:
+        wait_healthy(service, folder, launched[service.name])
+    write_env_file(stack, env)
+    use_dvc_remote(stack)
+    print(f"stack ready in {time.monotonic() - started:.0f} s")
+    return stack
+
+
+def _migrate_airflow(env: dict[str, str]) -> None:
+    airflow = str(Path(apps._bin("airflow")))
+    run_once([airflow, "db", "migrate"], env, "airflow db migrate", timeout_s=300)
+    run_once([airflow, "pools", "set", "gpu", "1", "one training at a time"], env, "airflow pools set gpu")
+
+
+def down(project: Path, folder: Path | None = None) -> list[str]:
+    """Stop every service, last started first; the data stays. Returns the names stopped."""
+    project = project.resolve()
+    folder = folder or stack_dir(project)
+    signals = _stop_signals(folder)
+    stopped = []
+    for name in reversed(START_ORDER):
+        sig, within = signals.get(name, (15, 30.0))
+        if stop(folder, name, sig, within):
+            stopped.append(name)
+    forget_dvc_remote(project)
+    return stopped
+
+
+def _stop_signals(folder: Path) -> dict[str, tuple[int, float]]:
+    import signal
+
+    return {"postgres": (signal.SIGINT, 30.0), "s3": (signal.SIGTERM, 40.0)}
+
+
+def status(folder: Path) -> dict[str, int | None]:
+    return {name: running_pid(folder, name) for name in START_ORDER}
+
+
+def client_env(stack: Stack, airflow_env: dict[str, str]) -> dict[str, str]:
+    """What a shell on this machine needs to use the stack: the CLI, dvc, MLflow clients and
+    serving (the tracking URI; artifacts go through the MLflow server), plus Airflow's own
+    settings so that the ``airflow`` command talks to the stack's scheduler database."""
+    return {"MLFLOW_TRACKING_URI": apps.mlflow_url(stack.settings), **apps.s3_env(stack.settings),
+            **{k: v for k, v in airflow_env.items() if k != "PATH"}}
+
+
+def write_env_file(stack: Stack, airflow_env: dict[str, str]) -> None:
+    lines = [f"# the brighthouse stack in {stack.folder}: `. {stack.env_file}` points this shell at it.",
+             "# Generated credentials: keep this file private (mode 0600); never commit or paste it."]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(client_env(stack, airflow_env).items())]
+    write_private(stack.env_file, "\n".join(lines) + "\n")
+
+
+def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
+    dvc = str(Path(apps._bin("dvc")))
+    return subprocess.run([dvc, *args], cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def use_dvc_remote(stack: Stack) -> None:
+    """This checkout's default DVC remote becomes the stack's bucket (``.dvc/config.local``, not
+    committed); its endpoint and keys come from the env file."""
+    if not (stack.project / ".dvc").is_dir():
+        return
+    url = f"s3://{stack.settings.bucket}/dvc"
+    done = _dvc(stack.project, "remote", "add", "--local", "--force", "--default", DVC_REMOTE, url)
+    if done.returncode != 0:
+        raise ServiceFailed(f"could not point DVC in {stack.project} at {url}: {done.stderr.strip()}")
+
+
+def forget_dvc_remote(project: Path) -> None:
+    """Back to the committed default remote once the stack is down (the bucket keeps the data)."""
+    if (project / ".dvc" / "config.local").is_file():
+        _dvc(project, "remote", "remove", "--local", DVC_REMOTE)
+
+
+def describe(stack: Stack) -> str:
+    s = stack.settings
+    return "\n".join([
+        f"MLflow UI        {apps.mlflow_url(s)}",
+        f"Airflow UI       {apps.airflow_url(s)}  (user admin, password in {stack.folder / 'airflow' / 'passwords.json'})",
+        f"S3 endpoint      {stores.s3_endpoint(s)}  (bucket {s.bucket}: mlflow/ artifacts, dvc/ remote)",
+        f"PostgreSQL       127.0.0.1:{s.ports['postgres']}  (databases mlflow, airflow)",
+        f"Redis            127.0.0.1:{s.ports['redis']}",
+        f"DVC remote       {DVC_REMOTE} (default for this checkout)",
+        f"logs             {stack.folder}/<service>.log",
+        f"use it:          . {stack.env_file}",
+    ])
+
+
+def services(stack: Stack) -> list[Service]:
+    env = apps.airflow_env(stack.folder, stack.project, stack.settings)
+    return [stores.postgres_service(stack.folder, stack.settings), stores.redis_service(stack.folder, stack.settings),
+            stores.object_store_service(stack.folder, stack.settings), apps.mlflow_service(stack.settings),
+            *apps.airflow_services(stack.folder, env, stack.settings)]
