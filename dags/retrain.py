@@ -86,15 +86,18 @@ def stage(name: str) -> dict:
     return repro(name)
 
 
-@task
+@task(**BACKOFF)
 def summary(registered: dict) -> dict:
-    """Challenger vs champion, logged and tagged in MLflow; optionally committed to a branch."""
+    """Challenger vs champion, logged and tagged in MLflow; the run's DVC outputs pushed to the
+    default remote (another clone pulls them); optionally committed to a branch."""
     from components.config import load_params
+    from components.data.data_version import push_outputs
     from components.pipeline import enter_project
     from components.registry.versions import challenger_summary
 
     project = enter_project()
     result = challenger_summary(load_params("params.yaml").registry, registered["version"])
+    result["pushed_to"] = push_outputs(project)
     branch = os.environ.get(BRANCH_ENV)
     if branch:
         from components.registry.git_branch import commit_to_branch, is_git_checkout

@@ -82,6 +82,8 @@ def airflow_env(folder: Path, project: Path, settings: StackSettings) -> dict[st
         "AIRFLOW__API__SECRET_KEY": settings.airflow_api_secret,
         "AIRFLOW__API_AUTH__JWT_SECRET": settings.airflow_jwt_secret,
         "BRIGHTHOUSE_PROJECT_DIR": str(project),
+        # the tasks' own clients: the registry, and the DVC remote for `dvc push`
+        "MLFLOW_TRACKING_URI": mlflow_url(settings), **s3_env(settings),
         # the DVC stages launch torchrun and dvc by name: the venv's, whoever started the stack
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack import apps, stores
-from stack.services import Service, ServiceFailed, launch, run_once, running_pid, stop, wait_healthy
+from stack.services import ServiceFailed, launch, run_once, running_pid, stop, wait_healthy
 from stack.settings import StackSettings, load_or_create, write_private
 
 STACK_DIR_ENV = "BRIGHTHOUSE_STACK_DIR"
@@ -53,8 +53,9 @@ def up(project: Path, folder: Path | None = None) -> Stack:
     mlflow = apps.mlflow_service(settings)
     launched["mlflow"] = launch(mlflow, folder)
     env = apps.airflow_env(folder, project, settings)
-    _migrate_airflow(env)
     airflow = apps.airflow_services(folder, env, settings)
+    if not all(running_pid(folder, s.name) for s in airflow):  # a running Airflow has its schema
+        _migrate_airflow(env)
     wait_healthy(stores_[1], folder, launched["redis"])
     launched.update({s.name: launch(s, folder) for s in airflow})
     for service in [stores_[2], mlflow, *airflow]:
@@ -100,7 +101,8 @@ def client_env(stack: Stack, airflow_env: dict[str, str]) -> dict[str, str]:
     serving (the tracking URI; artifacts go through the MLflow server), plus Airflow's own
     settings so that the ``airflow`` command talks to the stack's scheduler database."""
     return {"MLFLOW_TRACKING_URI": apps.mlflow_url(stack.settings), **apps.s3_env(stack.settings),
-            **{k: v for k, v in airflow_env.items() if k != "PATH"}}
+            "BRIGHTHOUSE_DVC_REMOTE": dvc_remote_url(stack.settings),
+            **{k: v for k, v in airflow_env.items() if k not in ("PATH", "BRIGHTHOUSE_PROJECT_DIR")}}
 
 
 def write_env_file(stack: Stack, airflow_env: dict[str, str]) -> None:
@@ -115,12 +117,16 @@ def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([dvc, *args], cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
+def dvc_remote_url(settings: StackSettings) -> str:
+    return f"s3://{settings.bucket}/dvc"
+
+
 def use_dvc_remote(stack: Stack) -> None:
     """This checkout's default DVC remote becomes the stack's bucket (``.dvc/config.local``, not
     committed); its endpoint and keys come from the env file."""
     if not (stack.project / ".dvc").is_dir():
         return
-    url = f"s3://{stack.settings.bucket}/dvc"
+    url = dvc_remote_url(stack.settings)
     done = _dvc(stack.project, "remote", "add", "--local", "--force", "--default", DVC_REMOTE, url)
     if done.returncode != 0:
         raise ServiceFailed(f"could not point DVC in {stack.project} at {url}: {done.stderr.strip()}")
@@ -144,10 +150,3 @@ def describe(stack: Stack) -> str:
         f"logs             {stack.folder}/<service>.log",
         f"use it:          . {stack.env_file}",
     ])
-
-
-def services(stack: Stack) -> list[Service]:
-    env = apps.airflow_env(stack.folder, stack.project, stack.settings)
-    return [stores.postgres_service(stack.folder, stack.settings), stores.redis_service(stack.folder, stack.settings),
-            stores.object_store_service(stack.folder, stack.settings), apps.mlflow_service(stack.settings),
-            *apps.airflow_services(stack.folder, env, stack.settings)]

@@ -136,3 +136,17 @@ def build_delivery(inbox: Path, stored_target: Path) -> None:
     _bad_files(inbox)
     _bad_geometry(inbox, stored_target)
     _converted(inbox)
+
+
+def quick_run_params(project: Path) -> None:
+    """A pipeline that runs in minutes and always registers: few iterations, every gate floor
+    open (these tests are about the plumbing, not the model)."""
+    import yaml
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["train"]["iterations"] = 20
+    raw["evaluate"]["gate"].update({"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0,
+                                    "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0,
+                                    "max_contrast_over_identity": 100.0, "max_blown_highlights": 1.0,
+                                    "max_cast_over_baseline": 100.0})
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -85,7 +85,7 @@ def _dvc(repo: Path, *args: str, capture: bool = False) -> subprocess.CompletedP
 
 
 def _push(repo: Path, target: str, remote: str) -> None:
-    pushed = _dvc(repo, "push", target, capture=True)  # not -q: it would hide the error too
+    pushed = _dvc(repo, "push", *filter(None, [target]), capture=True)  # not -q: it hides the error too
     if pushed.returncode == 0:
         return
     url = _dvc(repo, "remote", "list", capture=True).stdout.split()
@@ -93,10 +93,21 @@ def _push(repo: Path, target: str, remote: str) -> None:
     endpoint = (_dvc(repo, "config", f"remote.{remote}.endpointurl", capture=True).stdout.strip()
                 or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
     said = [line for line in (pushed.stderr + pushed.stdout).splitlines() if line.startswith("ERROR")]
-    raise PushFailed(f"dvc push of {target} to remote '{remote}' ({where}"
+    raise PushFailed(f"dvc push of {target or 'the pipeline outputs'} to remote '{remote}' ({where}"
                      f"{f' at {endpoint}' if endpoint else ''}) failed: "
                      f"{said[-1] if said else pushed.stderr.strip()[-500:]}. The data version stays owed: the "
                      "next `brighthouse data add` or retrain run pushes it (check the remote's credentials)")
+
+
+def push_outputs(repo: Path) -> str | None:
+    """``dvc push`` of everything the pipeline cached (data, weights, ONNX, scores) to the
+    default remote, so another clone's ``dvc pull`` has this run's results; the remote's name,
+    or None when there is none."""
+    remote = _dvc(repo, "remote", "default", capture=True)
+    if remote.returncode != 0 or not remote.stdout.strip():
+        return None
+    _push(repo, "", remote.stdout.strip())
+    return remote.stdout.strip()
 
 
 def version_data(data_dir: Path, repo: Path, state_dir: Path) -> str:

@@ -5,6 +5,8 @@ so each pair fails only on its root cause.
 """
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -15,6 +17,8 @@ from components.config import ValidateConfig
 from components.data.imageio import Decoded, ImageError, read_image
 from components.data.pair_checks import alignment_score, dhash, near_duplicates
 from components.data.pairs import Pair
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("safe", "partner_present", "input_decodes", "target_decodes", "modes_ok", "orientation_ok",
            "same_size", "min_side", "aspect_ok", "aligned", "unique")
@@ -103,6 +107,12 @@ def _measure_all(pairs: list[Pair], cfg: ValidateConfig) -> list[tuple[dict, int
     """``measure_pair`` over all pairs, in ``cfg.workers`` processes (decoding dominates:
     two full-resolution photos per pair), in the pairs' order."""
     workers = min(cfg.workers or os.cpu_count() or 1, len(pairs))
+    if workers > 1 and multiprocessing.current_process().daemon:
+        # A task of a Celery prefork worker runs in a daemonic process, which may not start
+        # children: measure here, one pair after another, rather than fail the delivery.
+        log.warning("validating %d pairs in one process: this is a daemonic process (a Celery prefork "
+                    "worker's task), which may not start a process pool", len(pairs))
+        workers = 1
     if workers <= 1:
         return [measure_pair(p, cfg) for p in pairs]
     with ProcessPoolExecutor(workers) as pool:

@@ -74,11 +74,13 @@ def file_md5(path: Path) -> str:
 
 
 def training_run(train_dir: Path) -> str:
-    """The MLflow run that trained ``train_dir/model.pth``, named in ``run.json``. DVC tracks the
-    weights, not run.json, so both are checked: the run must be in this store and must have
-    logged these very weights. Otherwise (weights restored from DVC's cache after training
-    elsewhere, a wiped ``.brighthouse/``, a new clone) stages would fail late with "Run not
-    found", or log one model's results to another's run."""
+    """The MLflow run that trained ``train_dir/model.pth``: the one named in ``run.json``, or,
+    without that record (weights pulled from a DVC remote on another clone that shares this
+    store), the run that logged these very weights. DVC tracks the weights, not run.json, so
+    both are checked: the run must be in this store and must have logged these weights.
+    Otherwise (weights restored from DVC's cache after training elsewhere, a wiped
+    ``.brighthouse/``) stages would fail late with "Run not found", or log one model's results
+    to another's run."""
     import json
 
     from mlflow.exceptions import MlflowException
@@ -87,8 +89,10 @@ def training_run(train_dir: Path) -> str:
 
     retrain = "retrain here with `dvc repro -f train`, or set MLFLOW_TRACKING_URI to the store it was trained in"
     record = train_dir / "run.json"
+    weights_md5 = file_md5(train_dir / "model.pth")
     if not record.is_file():
-        raise StageFailed(f"{train_dir / 'model.pth'} has no record of its MLflow run ({record} is missing): {retrain}")
+        return _run_that_logged(weights_md5, train_dir, f"{record} is missing and no run in the MLflow store "
+                                f"{tracking_uri()} logged these weights (md5 {weights_md5}): {retrain}")
     run_id = json.loads(record.read_text())["run_id"]
     try:
         run = client().get_run(run_id)
@@ -96,7 +100,24 @@ def training_run(train_dir: Path) -> str:
         raise StageFailed(f"training run {run_id} (named in {record}) is not in the MLflow store "
                           f"{tracking_uri()}: {retrain}") from exc
     logged = run.data.tags.get(MODEL_MD5_TAG)
-    if logged != file_md5(train_dir / "model.pth"):
+    if logged != weights_md5:
         raise StageFailed(f"{train_dir / 'model.pth'} is not the model training run {run_id} logged "
                           f"(md5 {logged}; restored from DVC's cache?): {retrain}")
     return run_id
+
+
+def _run_that_logged(weights_md5: str, train_dir: Path, missing: str) -> str:
+    """The training run, in any experiment, whose ``model_md5`` tag is these weights; recorded in
+    ``run.json`` so later stages read it as if trained here."""
+    import json
+
+    from components.stage import StageFailed
+
+    store = client()
+    experiments = [e.experiment_id for e in store.search_experiments()]
+    runs = store.search_runs(experiments, f"tags.{MODEL_MD5_TAG} = '{weights_md5}'", max_results=1,
+                             order_by=["attributes.start_time ASC"]) if experiments else []
+    if not runs:
+        raise StageFailed(f"{train_dir / 'model.pth'} has no record of its MLflow run: {missing}")
+    (train_dir / "run.json").write_text(json.dumps({"run_id": runs[0].info.run_id}) + "\n")
+    return runs[0].info.run_id

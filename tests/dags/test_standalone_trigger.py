@@ -11,10 +11,9 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
 from tests.conftest import tool_env
-from tests.deliveries import build_delivery
+from tests.deliveries import build_delivery, quick_run_params
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +42,7 @@ def wait_for(what, check, timeout, log):
 
 
 def test_a_delivery_starts_a_run_that_registers_a_challenger(project_copy, tmp_path):
-    raw = yaml.safe_load((project_copy / "params.yaml").read_text())
-    raw["train"]["iterations"] = 20
-    raw["evaluate"]["gate"].update({"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0,
-                                    "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0,
-                                    "max_contrast_over_identity": 100.0, "max_blown_highlights": 1.0,
-                                    "max_cast_over_baseline": 100.0})
-    (project_copy / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    quick_run_params(project_copy)
     env = tool_env()
     airflow_env = tool_env(AIRFLOW_HOME=str(project_copy / ".brighthouse" / "airflow"))
     log = tmp_path / "standalone.log"

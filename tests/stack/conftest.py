@@ -4,6 +4,7 @@ server and Airflow on Celery, each in its own process group on loopback ports th
 Tests isolate themselves by model name, experiment and bucket prefix."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -79,3 +80,27 @@ def stack(tmp_path_factory) -> RunningStack:
     finally:
         down, _ = make_stack(project, env, "stack-down")
         assert down.returncode == 0, down.stderr[-3000:]
+
+
+class AirflowApi:
+    """Airflow 3's REST API as the stack's admin (the generated password), token fetched once."""
+
+    def __init__(self, stack: RunningStack) -> None:
+        import httpx
+
+        self.base = stack.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].removesuffix("/execution/")
+        password = json.loads((stack.folder / "airflow" / "passwords.json").read_text())["admin"]
+        reply = httpx.post(f"{self.base}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        reply.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+    def get(self, path: str) -> dict:
+        import httpx
+
+        reply = httpx.get(f"{self.base}/api/v2/{path}", headers=self.headers, timeout=30)
+        return reply.json() if reply.status_code == 200 else {}
+
+
+def service_logs(stack: RunningStack, *names: str, lines: int = 40) -> str:
+    return "\n".join(f"--- {name}.log\n" + "\n".join((stack.folder / f"{name}.log").read_text(errors="replace")
+                                                      .splitlines()[-lines:]) for name in names)

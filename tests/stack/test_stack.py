@@ -104,3 +104,21 @@ def test_credentials_stay_in_the_stack_folder(stack):
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
         assert not [s for s in secrets if s in line], f"a credential is in the arguments of pid {proc.pid}"
+
+
+def test_a_wrong_s3_key_is_a_clear_error_naming_the_endpoint(stack, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / "a.txt").write_text("a pair, say")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    stack.run("dvc", "init", "-q", cwd=repo)
+    stack.run("dvc", "remote", "add", "-d", "stack", f"{stack.env['BRIGHTHOUSE_DVC_REMOTE']}-{uuid.uuid4().hex[:6]}",
+              cwd=repo)
+    stack.run("dvc", "add", "-q", "data", cwd=repo)
+    probe = ("from pathlib import Path\nfrom components.data.data_version import PushFailed, push_outputs\n"
+             "try:\n    push_outputs(Path('.'))\nexcept PushFailed as exc:\n    print(exc)")
+    wrong = stack.run("python", "-c", probe, cwd=repo, AWS_SECRET_ACCESS_KEY="not-the-key").stdout
+    assert stack.env["AWS_ENDPOINT_URL_S3"] in wrong and "remote 'stack'" in wrong, wrong
+    assert "Traceback" not in wrong and "not-the-key" not in wrong
+    right = stack.run("python", "-c", probe, cwd=repo).stdout
+    assert right == "", right
