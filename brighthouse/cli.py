@@ -92,7 +92,7 @@ def data_deliver(
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"delivered to {target}; the retrain DAG starts within seconds if Airflow runs (make airflow)")
+    typer.echo(f"delivered to {target}; the retrain DAG starts within seconds if Airflow runs (make airflow, or make stack)")
 
 
 @data_app.command("make-sample")

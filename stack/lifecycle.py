@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,9 +113,10 @@ def write_env_file(stack: Stack, airflow_env: dict[str, str]) -> None:
     write_private(stack.env_file, "\n".join(lines) + "\n")
 
 
-def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
+def _dvc(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     dvc = str(Path(apps._bin("dvc")))
-    return subprocess.run([dvc, *args], cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return subprocess.run([dvc, *args], cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})})
 
 
 def dvc_remote_url(settings: StackSettings) -> str:
@@ -130,6 +132,12 @@ def use_dvc_remote(stack: Stack) -> None:
     done = _dvc(stack.project, "remote", "add", "--local", "--force", "--default", DVC_REMOTE, url)
     if done.returncode != 0:
         raise ServiceFailed(f"could not point DVC in {stack.project} at {url}: {done.stderr.strip()}")
+    if (stack.project / "data.dvc").is_file():  # the bucket starts with this checkout's data version
+        pushed = _dvc(stack.project, "push", "data.dvc", env=apps.s3_env(stack.settings))
+        if pushed.returncode != 0:
+            print(f"stack: this checkout's data version is not in {url} yet (`dvc push data.dvc` failed: "
+                  f"{(pushed.stderr.strip().splitlines() or ['?'])[-1]}); `dvc pull -r sample data.dvc` then "
+                  "`dvc push data.dvc` puts it there", file=sys.stderr)
 
 
 def forget_dvc_remote(project: Path) -> None:

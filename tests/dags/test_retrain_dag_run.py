@@ -10,7 +10,7 @@ from components.register import RegisterPaths, run_register
 from components.registry.tracking import use_tracking
 from tests.conftest import fake_stage_outputs
 from tests.dags.conftest import airflow_env
-from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery
+from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery, quick_run_params
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +25,7 @@ def nfiles(project):
 
 
 def test_deliveries_train_a_challenger_and_leave_the_champion(project_copy, airflow_home, tmp_path, monkeypatch, params):
-    raw = yaml.safe_load((project_copy / "params.yaml").read_text())
-    raw["train"]["iterations"] = 20
-    raw["evaluate"]["gate"].update({"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0,
-                                    "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0,
-                                    "max_contrast_over_identity": 100.0, "max_blown_highlights": 1.0,
-                                    "max_cast_over_baseline": 100.0})
-    (project_copy / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    quick_run_params(project_copy)
     monkeypatch.setenv("BRIGHTHOUSE_HOME", str(project_copy / ".brighthouse"))  # the project's own store
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     use_tracking()

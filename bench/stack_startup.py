@@ -5,7 +5,7 @@ touched), then measures: a cold start from empty folders, ``up`` again with ever
 the memory of every service's process group after ``--idle`` seconds (PSS, so pages shared by
 forked workers count once; RSS too), ``down``, and a restart over the kept data.
 
-    .venv/bin/python bench/stack.py --idle 60
+    .venv/bin/python bench/stack_startup.py --idle 60
 """
 from __future__ import annotations
 
