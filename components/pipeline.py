@@ -43,3 +43,17 @@ def repro(stage: str, single: bool = True) -> dict:
         return {"stage": stage}
     payload = json.loads((project / RESULTS[stage]).read_text())
     return {k: v for k, v in payload.items() if k != "per_image"}
+
+
+def gate_refusal(since: float) -> dict | None:
+    """The gate's "no", if an evaluate run that started at ``since`` (epoch seconds) got as far
+    as a verdict and it was no: its reasons and report. None otherwise (it passed, or it
+    crashed before a verdict: a fault, not an outcome)."""
+    metrics = project_dir() / RESULTS["evaluate"]
+    if not metrics.is_file() or metrics.stat().st_mtime < since:
+        return None
+    verdict = json.loads(metrics.read_text())
+    if verdict.get("gate_passed", True):
+        return None
+    return {"outcome": "rejected, not registered", "gate_reasons": verdict.get("gate_reasons", []),
+            "report": str(metrics.parent / "report.html")}

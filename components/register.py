@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from components.evaluation.review import REVIEW_DATA
 from components.evaluation.scoring import mean_psnr, val_pairs
 from components.inference.tensorrt_engine import build_engine, tensorrt_runner, unavailable_reason
 from components.registry.tracking import client as tracking_client
-from components.registry.tracking import file_md5, training_run, use_tracking
+from components.registry.tracking import RegistryUnavailable, file_md5, registry_calls, training_run, use_tracking
 from components.stage import StageFailed, run_stage, write_json
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,9 @@ def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, pr
 
 
 def _versions(client, name: str) -> list:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return []
+    """Every version of ``name`` ([] for a model not registered yet). A registry that fails to
+    answer raises: taking a hiccup for "no versions" would register a retried model twice."""
+    return client.search_model_versions(f"name='{name}'")
 
 
 def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> tuple[str, dict]:
@@ -213,15 +211,26 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
 
 
 def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
-
     metrics = json.loads((paths.evaluate / "metrics.json").read_text())
     if not metrics["gate_passed"]:
         raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics["gate_reasons"]))
-    use_tracking()
-    run_id = training_run(paths.train)
-    client = tracking_client()
-    # A retried task (registered, then failed before DVC recorded it) reuses its version.
-    reg = cfg.registry
+    with registry_calls(f"registering {paths.export / 'model.onnx'}"):
+        use_tracking()
+        run_id = training_run(paths.train)
+        result = _register(cfg, paths, metrics, run_id)
+    write_json(paths.out / "registered.json", result)
+    # what DVC tracks: the same on every machine that registers these weights (versions, run ids
+    # and aliases are this registry's facts, in registered.json and MLflow)
+    write_json(paths.out / "model.json", {"model_name": cfg.registry.model_name,
+                                          "onnx_md5": file_md5(paths.export / "model.onnx")})
+    log.info("registered %s version %s as %s", cfg.registry.model_name, result["version"], ", ".join(result["aliases"]))
+    return result
+
+
+def _register(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> dict:
+    """The version of this training run: created once; a retry (after a failure anywhere past
+    its creation: tags, aliases, review) completes that same version."""
+    client, reg = tracking_client(), cfg.registry
     same_run = [mv for mv in _versions(client, reg.model_name) if mv.run_id == run_id]
     if same_run:
         version, engine = str(same_run[0].version), {"skipped": "registered by an earlier attempt"}
@@ -235,19 +244,16 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     for alias in aliases:
         client.set_registered_model_alias(reg.model_name, alias, version)
     review = attach_review(reg.model_name, version, paths)
-    result = {"model_name": reg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
-              "tensorrt": engine, "review": review}
-    write_json(paths.out / "registered.json", result)
-    # what DVC tracks: the same on every machine that registers these weights (versions, run ids
-    # and aliases are this registry's facts, in registered.json and MLflow)
-    write_json(paths.out / "model.json", {"model_name": reg.model_name,
-                                          "onnx_md5": file_md5(paths.export / "model.onnx")})
-    log.info("registered %s version %s as %s", reg.model_name, version, ", ".join(aliases))
-    return result
+    return {"model_name": reg.model_name, "version": version, "aliases": aliases, "run_id": run_id,
+            "tensorrt": engine, "review": review}
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("register", RegisterPaths, run_register, argv)
+    try:
+        return run_stage("register", RegisterPaths, run_register, argv)
+    except RegistryUnavailable as exc:  # a fault, not a verdict: one clear line, no traceback
+        print(f"FAILED (registry unavailable): {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

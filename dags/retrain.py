@@ -86,16 +86,41 @@ def stage(name: str) -> dict:
     return repro(name)
 
 
-@task(**BACKOFF)
-def summary(registered: dict) -> dict:
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def evaluate() -> dict | bool:
+    """The gate. A model it refuses is an outcome, not a fault: False skips ``register`` (not
+    retried, not red) and ``summary`` says why. A crash before the verdict still fails."""
+    import subprocess
+    import time
+
+    from components.pipeline import gate_refusal, repro
+
+    started = time.time()
+    try:
+        return repro("evaluate")
+    except subprocess.CalledProcessError:
+        refusal = gate_refusal(started)
+        if refusal is None:
+            raise
+        log.warning("rejected, not registered: %s; report %s", "; ".join(refusal["gate_reasons"]), refusal["report"])
+        return False
+
+
+@task(trigger_rule="none_failed", **BACKOFF)
+def summary(registered: dict | None) -> dict:
     """Challenger vs champion, logged and tagged in MLflow; the run's DVC outputs pushed to the
-    default remote (another clone pulls them); optionally committed to a branch."""
+    default remote (another clone pulls them); optionally committed to a branch. After a gate
+    refusal (``register`` skipped): the reasons and the evaluation report."""
     from components.config import load_params
     from components.data.data_version import push_outputs
-    from components.pipeline import enter_project
+    from components.pipeline import enter_project, gate_refusal
     from components.registry.versions import challenger_summary
 
     project = enter_project()
+    if registered is None:
+        refusal = gate_refusal(0.0) or {"outcome": "register was skipped"}
+        log.warning("retrain summary: %s", refusal)
+        return refusal
     result = challenger_summary(load_params("params.yaml").registry, registered["version"])
     result["pushed_to"] = push_outputs(project)
     branch = os.environ.get(BRANCH_ENV)
@@ -120,7 +145,8 @@ def summary(registered: dict) -> dict:
 )
 def retrain():
     extra = {"train": {"pool": TRAIN_POOL, "queue": TRAIN_QUEUE, "retries": 0}, "register": BACKOFF}
-    stages = [task(task_id=name, **extra.get(name, {}))(stage)(name) for name in STAGES]
+    stages = [evaluate() if name == "evaluate" else task(task_id=name, **extra.get(name, {}))(stage)(name)
+              for name in STAGES]
     chain(ingest(), version(), *stages)
     summary(stages[-1])
 

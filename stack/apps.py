@@ -34,6 +34,12 @@ def mlflow_url(settings: StackSettings) -> str:
     return f"http://127.0.0.1:{settings.ports['mlflow']}"
 
 
+# A registry that is down costs a bounded wait, not MLflow's default minutes of retries per call
+# (7 retries, backoff factor 2, 120 s timeout): every client of the stack gets these.
+MLFLOW_CLIENT_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
 def s3_env(settings: StackSettings) -> dict[str, str]:
     """What boto3, s3fs (the DVC remote) and MLflow's server read to reach the bucket."""
     return {"AWS_ACCESS_KEY_ID": settings.s3_access_key, "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key,
@@ -83,7 +89,7 @@ def airflow_env(folder: Path, project: Path, settings: StackSettings) -> dict[st
         "AIRFLOW__API_AUTH__JWT_SECRET": settings.airflow_jwt_secret,
         "BRIGHTHOUSE_PROJECT_DIR": str(project),
         # the tasks' own clients: the registry, and the DVC remote for `dvc push`
-        "MLFLOW_TRACKING_URI": mlflow_url(settings), **s3_env(settings),
+        "MLFLOW_TRACKING_URI": mlflow_url(settings), **MLFLOW_CLIENT_LIMITS, **s3_env(settings),
         # the DVC stages launch torchrun and dvc by name: the venv's, whoever started the stack
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }

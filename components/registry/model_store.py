@@ -9,16 +9,11 @@ from pathlib import Path
 import yaml
 
 from components.registry.tracking import client as tracking_client
-from components.registry.tracking import state_dir, use_tracking
+from components.registry.tracking import RegistryUnavailable, state_dir, use_tracking
 
 
 class NoModelError(RuntimeError):
     """The alias points at nothing yet (for example, before the first ``dvc repro``)."""
-
-
-class RegistryUnavailable(RuntimeError):
-    """The registry could not be asked (store unreadable or locked, server down): unlike
-    ``NoModelError`` this says nothing about which version is champion."""
 
 
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # no such model / alias

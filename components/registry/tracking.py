@@ -6,10 +6,31 @@ ignored), so one machine needs no server. Nothing happens at import time: caller
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 STATE_DIR_ENV = "BRIGHTHOUSE_HOME"
 MODEL_MD5_TAG = "model_md5"  # on a training run: the md5 of the model.pth it wrote
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be asked (store unreadable or locked, server down): unlike "no
+    such model" this says nothing about what the registry holds."""
+
+
+@contextmanager
+def registry_calls(doing: str) -> Iterator[None]:
+    """MLflow calls whose every failure is the registry's, not an answer: re-raised as
+    ``RegistryUnavailable`` naming the store, so a retry knows nothing was decided."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as exc:  # a server down surfaces as either, after MLflow's retries
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise RegistryUnavailable(f"{doing}: the MLflow registry at {tracking_uri()} failed ({first}); "
+                                  "retry once it answers") from exc
 
 
 def state_dir() -> Path:
@@ -97,6 +118,8 @@ def training_run(train_dir: Path) -> str:
     try:
         run = client().get_run(run_id)
     except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise  # the store failed to answer: that says nothing about the run
         raise StageFailed(f"training run {run_id} (named in {record}) is not in the MLflow store "
                           f"{tracking_uri()}: {retrain}") from exc
     logged = run.data.tags.get(MODEL_MD5_TAG)

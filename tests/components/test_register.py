@@ -72,6 +72,50 @@ def test_a_retried_register_reuses_its_version(params, tmp_path, mlflow_store):
     assert len(MlflowClient().search_model_versions("name='brighthouse'")) == 1
 
 
+def test_a_registry_hiccup_on_retry_registers_nothing_twice(params, tmp_path, mlflow_store, monkeypatch):
+    """Before: any registry error while listing versions meant "no versions", so the retry of a
+    register that had already created its version created a second one."""
+    from mlflow.exceptions import MlflowException
+
+    from components.registry.tracking import RegistryUnavailable
+
+    dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
+    run_register(params.register_, paths)
+    real = MlflowClient.search_model_versions
+
+    def hiccup(self, *args, **kwargs):
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/model-versions/search failed: 503")
+
+    monkeypatch.setattr(MlflowClient, "search_model_versions", hiccup)
+    with pytest.raises(RegistryUnavailable, match=r"registering .*model.onnx: the MLflow registry at sqlite:.* failed"):
+        run_register(params.register_, paths)
+    monkeypatch.setattr(MlflowClient, "search_model_versions", real)
+    assert len(MlflowClient().search_model_versions("name='brighthouse'")) == 1
+
+
+def test_a_version_created_before_a_crash_is_completed_by_the_retry(params, tmp_path, mlflow_store, monkeypatch):
+    """The registry died after creating the version, before its tags and aliases were set."""
+    from components.registry.tracking import RegistryUnavailable
+
+    dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
+    paths = RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"])
+    real = MlflowClient.set_registered_model_alias
+
+    def down(self, *args, **kwargs):
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", down)
+    with pytest.raises(RegistryUnavailable):
+        run_register(params.register_, paths)
+    assert not (dirs["register"] / "registered.json").exists()
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", real)
+    again = run_register(params.register_, paths)
+    assert again["version"] == "1" and set(again["aliases"]) == {"challenger", "champion"}
+    versions = MlflowClient().search_model_versions("name='brighthouse'")
+    assert len(versions) == 1 and versions[0].tags["gate"] == "passed"
+
+
 def test_challenger_summary_compares_with_the_champion_and_tags_it(params, tmp_path, mlflow_store):
     from components.registry.versions import challenger_summary
 

@@ -10,7 +10,7 @@ from components.register import RegisterPaths, run_register
 from components.registry.tracking import use_tracking
 from tests.conftest import fake_stage_outputs
 from tests.dags.conftest import airflow_env
-from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery, quick_run_params
+from tests.deliveries import BAD, CONVERTED, GOOD, build_delivery, edit, quick_run_params, save_pair, scene
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +58,21 @@ def test_deliveries_train_a_challenger_and_leave_the_champion(project_copy, airf
     (inbox / "batch-2" / COMPLETE).touch()
     code, log = airflow(env, tmp_path, "dags", "test", "retrain")
     assert code == 0 and "state=success" in log and "nothing to train on" in log, log[-5000:]
+    assert len(client.search_model_versions("name='brighthouse'")) == 2
+
+    # A model the gate refuses is an outcome: the run ends green, register is skipped, nothing
+    # is retried, and the summary says why.
+    raw = yaml.safe_load((project_copy / "params.yaml").read_text())
+    raw["evaluate"]["gate"]["min_psnr"] = 99.0
+    (project_copy / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (inbox / "batch-3").mkdir()
+    for i in range(2):
+        save_pair(inbox / "batch-3", f"late{i}", scene(20 + i), edit(scene(20 + i)))
+    (inbox / "batch-3" / COMPLETE).touch()
+    code, log = airflow(env, tmp_path, "dags", "test", "retrain")
+    assert code == 0 and "state=success" in log, log[-5000:]
+    assert "rejected, not registered" in log and "PSNR" in log and "report.html" in log, log[-5000:]
+    assert "up_for_retry" not in log.lower() and "retrain failed at step" not in log, log[-5000:]
     assert len(client.search_model_versions("name='brighthouse'")) == 2
 
     # The weekly check re-scores the champion on the latest val split.
