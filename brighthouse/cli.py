@@ -150,13 +150,14 @@ def serve(config: Path | None = SERVING_CONFIG, host: str | None = None, port: i
 @app.command()
 def promote(version: str, params: Path = PARAMS) -> None:
     """Make VERSION the champion (refused if it did not pass the gate)."""
+    from components.registry.tracking import RegistryUnavailable
     from components.registry.versions import promote as do_promote
 
     registry = load_params(params).registry
     name = registry.model_name
     try:
         previous = do_promote(registry, version)
-    except ValueError as exc:
+    except (ValueError, RegistryUnavailable) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{name}: champion is now version {version} (was {previous or 'unset'})")

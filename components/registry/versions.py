@@ -2,30 +2,39 @@
 from __future__ import annotations
 
 from components.config import RegistryConfig
-from components.registry.model_store import ModelUnusable, check_version
+from components.registry.model_store import NOT_FOUND, ModelUnusable, check_version
 from components.registry.tracking import client as tracking_client
+from components.registry.tracking import registry_calls
 
 
 def promote(registry: RegistryConfig, version: str) -> str:
     """Point ``champion`` at ``version`` once it passed the gate and its artifacts download and
-    load; returns the version it pointed at before ('' if none)."""
+    load; returns the version it pointed at before ('' if none). A registry that fails to
+    answer raises ``RegistryUnavailable``, never "no such version"."""
+    with registry_calls(f"promoting {registry.model_name} version {version}"):
+        client, model_name = tracking_client(), registry.model_name
+        mv = _version_or_refuse(client, model_name, version)
+        if mv.tags.get("gate") != "passed":
+            raise ValueError(f"{model_name} version {version} did not pass the evaluation gate "
+                             f"(gate tag: {mv.tags.get('gate', 'missing')}); refusing to promote it")
+        try:
+            check_version(model_name, version)
+        except ModelUnusable as exc:
+            raise ValueError(f"{exc}; refusing to promote it") from exc
+        previous = client.get_registered_model(model_name).aliases.get(registry.champion_alias, "")
+        client.set_registered_model_alias(model_name, registry.champion_alias, version)
+    return str(previous)
+
+
+def _version_or_refuse(client, model_name: str, version: str):
     from mlflow.exceptions import MlflowException
 
-    client, model_name = tracking_client(), registry.model_name
     try:
-        mv = client.get_model_version(model_name, version)
+        return client.get_model_version(model_name, version)
     except MlflowException as exc:
+        if exc.error_code not in NOT_FOUND:
+            raise
         raise ValueError(f"{model_name} has no version {version}") from exc
-    if mv.tags.get("gate") != "passed":
-        raise ValueError(f"{model_name} version {version} did not pass the evaluation gate "
-                         f"(gate tag: {mv.tags.get('gate', 'missing')}); refusing to promote it")
-    try:
-        check_version(model_name, version)
-    except ModelUnusable as exc:
-        raise ValueError(f"{exc}; refusing to promote it") from exc
-    previous = client.get_registered_model(model_name).aliases.get(registry.champion_alias, "")
-    client.set_registered_model_alias(model_name, registry.champion_alias, version)
-    return str(previous)
 
 
 def list_versions(model_name: str) -> list[dict]:

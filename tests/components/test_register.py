@@ -94,6 +94,26 @@ def test_a_registry_hiccup_on_retry_registers_nothing_twice(params, tmp_path, ml
     assert len(MlflowClient().search_model_versions("name='brighthouse'")) == 1
 
 
+def test_promote_never_takes_a_registry_hiccup_for_a_missing_version(params, tmp_path, mlflow_store, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from components.registry.tracking import RegistryUnavailable
+
+    _register(params, tmp_path, "a")
+    _register(params, tmp_path, "b")
+
+    def hiccup(self, *args, **kwargs):
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/model-versions/get failed: 503")
+
+    monkeypatch.setattr(MlflowClient, "get_model_version", hiccup)
+    with pytest.raises(RegistryUnavailable, match="promoting brighthouse version 2"):
+        promote(params.registry, "2")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="has no version 7"):
+        promote(params.registry, "7")
+    assert str(MlflowClient().get_registered_model("brighthouse").aliases["champion"]) == "1"
+
+
 def test_a_version_created_before_a_crash_is_completed_by_the_retry(params, tmp_path, mlflow_store, monkeypatch):
     """The registry died after creating the version, before its tags and aliases were set."""
     from components.registry.tracking import RegistryUnavailable

@@ -26,21 +26,27 @@ sys.exit(main(["--params", sys.argv[2], *[a for k, v in dirs.items() for a in (f
 """
 
 
+def quick_params(tmp_path, name: str):
+    import yaml
+
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["registry"]["model_name"] = name
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path / "params.yaml"
+
+
 def versions(stack, name: str) -> int:
     probe = f"from mlflow import MlflowClient\nprint(len(MlflowClient().search_model_versions(\"name='{name}'\")))"
     return int(stack.run("python", "-c", probe).stdout.split()[-1])
 
 
 def test_register_with_the_mlflow_server_down_fails_clearly_and_the_retry_registers_once(stack, tmp_path):
-    import yaml
-
     from tests.conftest import REPO
 
     name = f"fault-{uuid.uuid4().hex[:8]}"
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["registry"]["model_name"] = name
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    argv = ["python", "-c", REGISTER, str(tmp_path / "stage"), str(tmp_path / "params.yaml")]
+    argv = ["python", "-c", REGISTER, str(tmp_path / "stage"), str(quick_params(tmp_path, name))]
     stack.run(*argv, cwd=REPO)  # trained: the run is in the server; nothing registered yet
     settings = StackSettings.model_validate_json((stack.folder / "stack.json").read_text())
     stop(stack.folder, "mlflow")
@@ -59,3 +65,32 @@ def test_register_with_the_mlflow_server_down_fails_clearly_and_the_retry_regist
         again = stack.run(*argv, cwd=REPO)
         assert '"version": "1"' in again.stdout, again.stdout
     assert versions(stack, name) == 1
+
+
+def test_a_version_whose_artifacts_left_the_bucket_is_not_promoted(stack, tmp_path):
+    import boto3
+
+    from tests.conftest import REPO
+
+    name = f"stale-{uuid.uuid4().hex[:8]}"
+    params = quick_params(tmp_path, name)
+    for run in ("v1", "v2"):  # two trained and registered versions; the first is champion
+        for _ in range(2):  # prepare, then register
+            stack.run("python", "-c", REGISTER, str(tmp_path / run), str(params), cwd=REPO)
+    source = stack.run("python", "-c", "from mlflow import MlflowClient\n"
+                       f"print(MlflowClient().get_model_version('{name}', '2').source)").stdout.split()[-1]
+    model_id = source.removeprefix("models:/")
+    s3 = boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                      aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"])
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="brighthouse", Prefix="mlflow/")
+            for o in page.get("Contents", []) if f"/{model_id}/" in o["Key"]]
+    assert any(k.endswith("model.onnx") for k in keys), keys
+    for key in keys:
+        s3.delete_object(Bucket="brighthouse", Key=key)
+    refused = stack.run("brighthouse", "promote", "2", "--params", str(params), check=False)
+    assert refused.returncode == 1 and "cannot be loaded" in refused.stderr and "refusing" in refused.stderr, \
+        refused.stdout + refused.stderr
+    champion = stack.run("python", "-c", "from mlflow import MlflowClient\n"
+                         f"print(MlflowClient().get_registered_model('{name}').aliases['champion'])").stdout.split()[-1]
+    assert champion == "1"
