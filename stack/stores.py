@@ -56,11 +56,14 @@ def postgres_service(folder: Path, settings: StackSettings) -> Service:
     data = home / "data"
     if not (data / "PG_VERSION").is_file():
         _init_cluster(home, settings)
+    elif os.geteuid() == 0:  # on every start: a folder above may have lost the permission since
+        _reachable_by(PG_SERVICE_USER, home)
     argv = _as_service_user([_pg_tool("postgres"), "-D", str(data), "-p", str(settings.ports["postgres"]),
                              "-k", str(home), "-c", "listen_addresses=127.0.0.1"])
     # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
+    # It starts in its own folder: it resolves paths from its working folder, which must be its own.
     return Service("postgres", argv, lambda: _postgres_answers(settings), ready_within_s=30,
-                   stop_signal=signal.SIGINT)
+                   stop_signal=signal.SIGINT, cwd=home)
 
 
 def _init_cluster(home: Path, settings: StackSettings) -> None:

@@ -55,12 +55,15 @@ class HistogramMatch(nn.Module):
 
     def own_quantiles(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.flatten(2).sort(dim=2).values                                   # (B, 3, N)
-        pos = torch.linspace(0, 1, QUANTILES, device=x.device) * (flat.shape[2] - 1)
-        lo = pos.floor().clamp(max=flat.shape[2] - 1)
+        # Positions in integers: a pixel count passes FP16's 65504 (a 384x288 working image
+        # has 110592), so float positions put every index out of range in the FP16 graph.
+        scaled = torch.arange(QUANTILES, device=x.device) * (flat.shape[2] - 1)  # int64, exact
+        lo = scaled // (QUANTILES - 1)
         hi = (lo + 1).clamp(max=flat.shape[2] - 1)
-        index = torch.stack([lo, hi]).long().view(2, 1, 1, -1).expand(2, *flat.shape[:2], QUANTILES)
+        frac = (scaled % (QUANTILES - 1)).to(x.dtype) / (QUANTILES - 1)
+        index = torch.stack([lo, hi]).view(2, 1, 1, -1).expand(2, *flat.shape[:2], QUANTILES)
         below, above = flat.gather(2, index[0]), flat.gather(2, index[1])
-        return below + (above - below) * (pos - lo)
+        return below + (above - below) * frac
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         knots = self.own_quantiles(x)                                            # (B, 3, Q)

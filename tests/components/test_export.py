@@ -15,11 +15,16 @@ def s_curves() -> list:
     return [list(x ** g) for g in (0.6, 0.8, 0.7)]
 
 
-@pytest.fixture(scope="module", params=["global", "tlc", "curves"])
+BLEND = {"kind": "blend", "curves": s_curves(), "target_quantiles": [list(np.linspace(0.05, 0.95, 65))] * 3}
+
+
+@pytest.fixture(scope="module", params=["global", "tlc", "curves", "blend"])
 def exported(request, tmp_path_factory):
     torch.manual_seed(0)
     if request.param == "curves":  # NAFNet over fitted tone curves, as global_view models train
         model = CurvesNAFNet(s_curves(), **ARCH).eval()
+    elif request.param == "blend":  # over curves and histogram matching (it indexes sorted pixels)
+        model = CurvesNAFNet(preset=BLEND, **ARCH).eval()
     else:
         model = NAFNet(**ARCH).eval()
     for p in model.parameters():  # make the residual branches active, not identity
@@ -58,6 +63,9 @@ def test_fp16_variant_keeps_float32_io_and_stays_close(exported):
     session = ort_session(fp16_path)
     assert session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
     assert 0 < diffs["x"] < 1e-2  # half precision: not bit-exact, but close
+    big = np.random.default_rng(3).random((1, 3, 288, 384), dtype=np.float32)  # more pixels than FP16's max
+    out = session.run(None, {"input": big})[0]
+    assert np.abs(out - model(torch.from_numpy(big)).detach().numpy()).max() < 2e-2
 
 
 def test_the_served_global_view_composite_matches_pytorch(tmp_path):

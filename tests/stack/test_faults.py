@@ -94,3 +94,32 @@ def test_a_version_whose_artifacts_left_the_bucket_is_not_promoted(stack, tmp_pa
     champion = stack.run("python", "-c", "from mlflow import MlflowClient\n"
                          f"print(MlflowClient().get_registered_model('{name}').aliases['champion'])").stdout.split()[-1]
     assert champion == "1"
+
+
+def test_a_data_version_pushed_while_the_object_store_is_down_stays_owed_and_is_paid_later(stack, tmp_path):
+    """`brighthouse data add` with the S3 store stopped: the pairs are in data/, the version is
+    owed (not lost), the error names the endpoint; with the store back, the next run pushes.
+    In a checkout of its own, under its own bucket prefix: the other tests' data stay as they are."""
+    from stack.stores import object_store_service
+    from tests.conftest import make_project_copy, write_pair
+
+    settings = StackSettings.model_validate_json((stack.folder / "stack.json").read_text())
+    project = make_project_copy(tmp_path / "project")
+    remote = f"{stack.env['BRIGHTHOUSE_DVC_REMOTE']}-{uuid.uuid4().hex[:6]}"
+    stack.run("dvc", "remote", "add", "--local", "-d", "stack", remote, cwd=project)
+    inbox = tmp_path / "delivery"
+    for i in range(2):
+        write_pair(inbox, f"s3down{i}", size=(640, 480), seed=40 + i)
+    stop(stack.folder, "s3", within_s=40)
+    try:
+        down = stack.run("brighthouse", "data", "add", str(inbox), cwd=project, check=False)
+    finally:
+        start(object_store_service(stack.folder, settings), stack.folder)
+    assert down.returncode == 1 and "Traceback" not in down.stderr, down.stderr[-3000:]
+    assert stack.env["AWS_ENDPOINT_URL_S3"] in down.stderr and "stays owed" in down.stderr, down.stderr[-3000:]
+    assert (project / "data" / "s3down0_src.png").is_file()
+    assert (project / ".brighthouse" / "data-version-owed.json").is_file()
+    again = stack.run("brighthouse", "data", "add", str(inbox), cwd=project)
+    assert "finishing it" in again.stderr and "new data version" in again.stdout, again.stdout + again.stderr
+    assert not (project / ".brighthouse" / "data-version-owed.json").exists()
+    assert "in sync" in stack.run("dvc", "status", "--cloud", "data.dvc", cwd=project).stdout
