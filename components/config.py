@@ -192,7 +192,9 @@ class ServeConfig(_Section):
     runtime: Literal["auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"] = "auto"
     tile_batch: int = Field(0, ge=0)          # tiles per model call; 0 = the batch the gate used
     batch_window_ms: float = Field(5, ge=0)   # how long a tile waits for others to fill a batch
-    max_queue: int = Field(16, gt=0)          # enhance requests in flight; more get 503
+    max_inflight_megapixels: float = Field(120, gt=0)  # photos being enhanced at once, by size (admission.py)
+    max_waiting: int = Field(32, ge=0)        # requests waiting for megapixels to free up; more get 503
+    max_wait_s: float = Field(30, gt=0)       # a request still waiting after this gets 503 + Retry-After
     max_receiving_mb: float = Field(512, gt=0)  # upload bytes being received at once, all clients
     upload_timeout_s: float = Field(60, gt=0)   # a body not fully arrived by then: 408, connection closed
 

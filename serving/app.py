@@ -6,8 +6,9 @@ runtime here and warms it up; only then is it ready. A poller checks the alias e
 one, then swapped in one assignment: requests already running finish on the engine they
 started with, and every response names its version in ``X-Model-Version``.
 
-A request takes an enhance slot (``serve.max_queue``) only once its whole body has arrived
-(see ``serving/uploads.py`` for what bounds uploads), so slow clients cannot hold the slots.
+A request is admitted by its photo's megapixels (``serving/admission.py``), and only once its
+whole body has arrived (``serving/uploads.py`` bounds uploads), so slow clients hold nothing;
+the batcher then serves the admitted requests oldest first (``serving/batcher.py``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from components.config import ServeConfig
 from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version, fetch
 from serving.engine import Engine
 from serving.metrics import ServingMetrics
-from serving.uploads import ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload
+from serving.admission import PixelAdmission
+from serving.uploads import (ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload,
+                             upload_megapixels)
 
 log = logging.getLogger(__name__)
 TRY_PAGE = Path(__file__).parent / "static" / "try.html"
@@ -93,29 +96,6 @@ def _poll(holder: ModelHolder, stop: threading.Event) -> None:
             log.exception("alias poll failed; still serving the previous version")
 
 
-class Admission:
-    """At most ``limit`` enhance requests in flight; the rest get a 503 at once, so memory
-    stays bounded and clients back off instead of timing out."""
-
-    def __init__(self, limit: int, metrics: ServingMetrics) -> None:
-        self.limit, self.metrics, self.active = limit, metrics, 0
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self.active >= self.limit:
-                self.metrics.rejected.inc()
-                raise HTTPException(503, f"server busy: {self.active} requests in flight (limit {self.limit}); "
-                                         "retry shortly", headers={"Retry-After": "1"})
-            self.active += 1
-            self.metrics.queue_depth.set(self.active)
-
-    def __exit__(self, *exc) -> None:
-        with self._lock:
-            self.active -= 1
-            self.metrics.queue_depth.set(self.active)
-
-
 def _lifespan(holder: ModelHolder):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -130,7 +110,9 @@ def _lifespan(holder: ModelHolder):
 
 def create_app(cfg: ServeConfig) -> FastAPI:
     metrics = ServingMetrics()
-    holder, admission = ModelHolder(cfg, metrics), Admission(cfg.max_queue, metrics)
+    holder = ModelHolder(cfg, metrics)
+    admission = PixelAdmission(cfg.max_inflight_megapixels, cfg.max_waiting, cfg.max_wait_s, metrics)
+    log.info("%s", admission.describe())
     budget = ReceiveBudget(int(cfg.max_receiving_mb * 1024 * 1024), metrics)
     app = FastAPI(title="brighthouse", description="Real-estate photo enhancement (NAFNet)",
                   lifespan=_lifespan(holder))
@@ -145,11 +127,13 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         the photo's ICC profile) with the photo's EXIF."""
         start, status = time.perf_counter(), "error"
         try:
-            received = await receive_upload(request, cfg, budget)  # holds no enhance slot
-            with admission:
+            received = await receive_upload(request, cfg, budget)  # holds no admission yet
+            arrived = time.monotonic()
+            megapixels = await run_in_threadpool(upload_megapixels, received, cfg)
+            async with admission.hold(megapixels):
                 engine = _engine_or_503(holder)  # pinned for this request, even across a swap
                 upload = await run_in_threadpool(decode_upload, received, cfg, format)
-                out = await run_in_threadpool(engine.enhance, upload.photo.rgb)
+                out = await run_in_threadpool(engine.enhance, upload.photo.rgb, arrived)
                 body, media_type = await run_in_threadpool(encode_reply, out, upload)
                 metrics.megapixels.inc(out.shape[0] * out.shape[1] / 1e6)
                 status = "ok"

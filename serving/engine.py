@@ -4,6 +4,7 @@ evaluation scored, as recorded with the version."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,8 @@ import numpy as np
 from components.inference.modes import enhance, spec_from_metadata
 from components.inference.tensorrt_engine import (current_engine_key, engine_files, seed_cache, session_providers,
                                                    unavailable_reason)
-from components.inference.tiling import to_uint8
 from components.registry.model_store import ModelRef
-from serving.batcher import TileBatcher
+from serving.batcher import Prioritised, TileBatcher
 
 log = logging.getLogger(__name__)
 # Best first. TensorRT runs an FP16 engine built for the serving tile shapes (see
@@ -102,8 +102,10 @@ class Engine:
     def _run_batch(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input": batch})[0]
 
-    def enhance(self, rgb: np.ndarray) -> np.ndarray:
-        return to_uint8(enhance(rgb, self.batcher, self.spec))
+    def enhance(self, rgb: np.ndarray, arrived: float | None = None) -> np.ndarray:
+        """The edit as uint8; the batcher serves the earliest ``arrived`` (``time.monotonic()``) first."""
+        run = Prioritised(self.batcher, time.monotonic() if arrived is None else arrived)
+        return enhance(rgb, run, self.spec, np.uint8)
 
     def warm_up(self) -> None:
         """One full batch at the serving size: builds kernels (and a TensorRT engine)."""

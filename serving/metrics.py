@@ -16,8 +16,14 @@ class ServingMetrics:
                                   "megapixels enhanced (rate() of it is megapixels per second)", registry=r)
         self.queue_depth = Gauge("brighthouse_queue_depth", "enhance requests admitted and not yet answered",
                                  registry=r)
+        self.inflight_megapixels = Gauge("brighthouse_inflight_megapixels",
+                                         "megapixels of the admitted requests (serve.max_inflight_megapixels)",
+                                         registry=r)
+        self.waiting = Gauge("brighthouse_waiting_requests",
+                             "requests waiting for megapixels to free up (serve.max_waiting)", registry=r)
         self.rejected = Counter("brighthouse_rejected_total",
-                                "requests refused with 503 (queue full, or upload byte budget full)", registry=r)
+                                "requests refused with 503 (waited too long, waiting queue full, or upload "
+                                "byte budget full)", registry=r)
         self.receiving_bytes = Gauge("brighthouse_receiving_bytes", "bytes of upload bodies being received",
                                      registry=r)
         self.upload_timeouts = Counter("brighthouse_upload_timeouts_total",

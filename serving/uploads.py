@@ -9,6 +9,8 @@ uvicorn closes the connection, since its body was never read to the end).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
@@ -16,7 +18,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from components.config import ServeConfig
-from components.data.imageio import Decoded, ImageError, ImageTooLargeError, decode_image, encode
+from components.data.imageio import Decoded, ImageError, ImageTooLargeError, decode_image, encode, image_pixels
 from serving.metrics import ServingMetrics
 
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
@@ -113,16 +115,28 @@ def reply_format(requested: str | None, data: bytes) -> str:
     return fmt
 
 
-def decode_upload(received: Received, cfg: ServeConfig, requested_format: str | None) -> Upload:
-    """The upload decoded upright, or a 4xx naming what is wrong with it (CPU work: run it
-    in a worker thread, under admission)."""
-    fmt = reply_format(requested_format, received.data)
+@contextmanager
+def _as_http_errors() -> Iterator[None]:
     try:
-        return Upload(decode_image(received.data, received.name, int(cfg.max_megapixels * 1_000_000)), fmt)
+        yield
     except ImageTooLargeError as exc:
         raise HTTPException(413, str(exc)) from exc
     except ImageError as exc:
         raise HTTPException(400, str(exc)) from exc
+
+
+def upload_megapixels(received: Received, cfg: ServeConfig) -> float:
+    """The photo's size from its header alone, or the 4xx decoding would give (what admission holds)."""
+    with _as_http_errors():
+        return image_pixels(received.data, received.name, int(cfg.max_megapixels * 1_000_000)) / 1e6
+
+
+def decode_upload(received: Received, cfg: ServeConfig, requested_format: str | None) -> Upload:
+    """The upload decoded upright, or a 4xx naming what is wrong with it (CPU work: run it
+    in a worker thread, under admission)."""
+    fmt = reply_format(requested_format, received.data)
+    with _as_http_errors():
+        return Upload(decode_image(received.data, received.name, int(cfg.max_megapixels * 1_000_000)), fmt)
 
 
 def encode_reply(rgb, upload: Upload) -> tuple[bytes, str]:

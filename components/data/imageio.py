@@ -5,6 +5,8 @@ Light on purpose (Pillow + NumPy only): serving imports it.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,20 +90,46 @@ def _to_working_rgb(img: Image.Image, icc: bytes | None, name: str,
     return (converted if converted.mode == "RGB" else _to_rgb(converted, name, flatten_alpha)), icc, note
 
 
+@contextmanager
+def _named_errors(name: str, max_pixels: int) -> Iterator[None]:
+    """Whatever Pillow raises on a hostile file becomes an ``ImageError`` naming it."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own, far higher, limit tripped first
+        raise ImageTooLargeError(f"{name}: over the limit of {max_pixels} pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not a readable image (unknown format or corrupt header)") from exc
+    except Exception as exc:  # Pillow's plugins raise anything on hostile files (KeyError, TypeError, ...)
+        raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def _open_header(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    register_heif()
+    img = Image.open(io.BytesIO(data))
+    # The header is read lazily: refuse decompression bombs before decoding pixels.
+    if img.width * img.height > max_pixels:
+        raise ImageTooLargeError(f"{name}: {img.width}x{img.height} is over the limit of {max_pixels} pixels")
+    return img
+
+
+def image_pixels(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """How many pixels decoding will produce, from the header alone (cheap: what serving
+    admits a request by), with ``decode_image``'s header checks and errors."""
+    with _named_errors(name, max_pixels):
+        img = _open_header(data, name, max_pixels)
+        return img.width * img.height
+
+
 def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                  flatten_alpha: bool = False, upright: bool = True) -> Decoded:
     """Decode bytes (JPEG, PNG, WebP, TIFF, BMP, HEIC/HEIF) to HxWx3 uint8 sRGB, converted
     from the embedded ICC profile, EXIF orientation applied unless ``upright`` is False."""
-    if not data:
-        raise ImageError(f"{name}: empty file")
-    register_heif()
-    try:
-        img = Image.open(io.BytesIO(data))
-        # The header is read lazily: refuse decompression bombs before decoding pixels.
-        if img.width * img.height > max_pixels:
-            raise ImageTooLargeError(
-                f"{name}: {img.width}x{img.height} is over the limit of {max_pixels} pixels"
-            )
+    with _named_errors(name, max_pixels):
+        img = _open_header(data, name, max_pixels)
         if getattr(img, "is_animated", False) and img.format != "MPO":  # MPO: a camera JPEG + preview
             raise ImageError(f"{name}: an animated or multi-frame {img.format} ({img.n_frames} frames); "
                              "only still photos can be used")
@@ -114,14 +142,6 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
             exif[ORIENTATION_TAG] = 1
         img, icc, colour = _to_working_rgb(img, icc, name, flatten_alpha)
         return Decoded(np.asarray(img), orientation, notes, icc, exif.tobytes() if len(exif) else None, colour)
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as exc:  # Pillow's own, far higher, limit tripped first
-        raise ImageTooLargeError(f"{name}: over the limit of {max_pixels} pixels ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not a readable image (unknown format or corrupt header)") from exc
-    except Exception as exc:  # Pillow's plugins raise anything on hostile files (KeyError, TypeError, ...)
-        raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_alpha: bool = False,

@@ -36,22 +36,24 @@ def run_whole(rgb: np.ndarray, run_batch: BatchFn) -> np.ndarray:
     return out[0].transpose(1, 2, 0)
 
 
-def enhance_global_view(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec) -> np.ndarray:
+def enhance_global_view(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec,
+                        out_dtype: type = np.float32) -> np.ndarray:
     photo = as_uint8(image)
     small = working_copy(photo, spec.working_size).astype(np.float32) / 255.0
     edited = np.clip(run_whole(small, run_batch), 0.0, 1.0)
     t = spec.transfer
-    return transfer_edit(photo, small, edited, t.radius, t.eps, t.strip_rows)
+    return transfer_edit(photo, small, edited, t.radius, t.eps, t.strip_rows, out_dtype)
 
 
-def enhance(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec) -> np.ndarray:
-    """HxWx3 (uint8, or float in [0, 1]) -> float32 HxWx3 in [0, 1], as ``spec`` says."""
+def enhance(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec, out_dtype: type = np.float32) -> np.ndarray:
+    """HxWx3 (uint8, or float in [0, 1]) -> HxWx3 as ``spec`` says: float32 in [0, 1], or
+    uint8 (serving: exactly ``to_uint8`` of the float result, without a full-size float copy)."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
     if spec.mode == "global_view":
-        return enhance_global_view(image, run_batch, spec)
+        return enhance_global_view(image, run_batch, spec, out_dtype)
     t = spec.tiling
-    return enhance_tiled(image, run_batch, t.tile, t.overlap, t.batch)
+    return enhance_tiled(image, run_batch, t.tile, t.overlap, t.batch, out_dtype)
 
 
 def spec_from_metadata(metadata: dict) -> InferenceSpec:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from components.inference.tiling import to_uint8
+
 GLOBAL_RIDGE = 1e-6  # keeps the global fit defined on a flat (single-colour) photo
 
 
@@ -88,14 +90,16 @@ def _linear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return i0, i1, (pos - i0).astype(np.float32)
 
 
-def apply_local_affine(image: np.ndarray, coef: np.ndarray, strip_rows: int = 256) -> np.ndarray:
+def apply_local_affine(image: np.ndarray, coef: np.ndarray, strip_rows: int = 256,
+                       out_dtype: type = np.float32) -> np.ndarray:
     """``image`` (HxWx3, uint8 or float in [0, 1]) with the (h, w, 4, 3) transforms from
-    ``fit_local_affine`` upsampled bilinearly to HxW; float32 in [0, 1], built strip by strip."""
+    ``fit_local_affine`` upsampled bilinearly to HxW, built strip by strip: float32 in
+    [0, 1], or uint8 rounded as ``tiling.to_uint8`` does (no full-size float copy)."""
     big_h, big_w = image.shape[:2]
     h, w = coef.shape[:2]
     y0, y1, fy = _linear_taps(big_h, h)
     scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
-    out = np.empty((big_h, big_w, 3), np.float32)
+    out = np.empty((big_h, big_w, 3), out_dtype)
     for top in range(0, big_h, strip_rows):
         rows = slice(top, min(big_h, top + strip_rows))
         wy = fy[rows, None, None, None]
@@ -111,11 +115,12 @@ def apply_local_affine(image: np.ndarray, coef: np.ndarray, strip_rows: int = 25
         for k in range(3):
             np.multiply(planes[k], px[..., k : k + 1], out=tmp)
             res += tmp
-        np.clip(res, 0.0, 1.0, out=out[rows])
+        np.clip(res, 0.0, 1.0, out=res)
+        out[rows] = res if out.dtype != np.uint8 else to_uint8(res)
     return out
 
 
 def transfer_edit(full: np.ndarray, small_in: np.ndarray, small_out: np.ndarray, radius: int, eps: float,
-                  strip_rows: int = 256) -> np.ndarray:
+                  strip_rows: int = 256, out_dtype: type = np.float32) -> np.ndarray:
     """The full-resolution ``full`` with the edit ``small_in -> small_out`` applied to it."""
-    return apply_local_affine(full, fit_local_affine(small_in, small_out, radius, eps), strip_rows)
+    return apply_local_affine(full, fit_local_affine(small_in, small_out, radius, eps), strip_rows, out_dtype)

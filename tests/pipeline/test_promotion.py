@@ -157,7 +157,7 @@ def test_demo_model_served_then_promotions_by_cli_and_ui_switch_it_losing_nothin
     photo = listing_photo(project_copy)
     (tmp_path / "serve").mkdir()
     serve = contextmanager(start_server)(tmp_path / "serve", state=project_copy / ".brighthouse",
-                                         poll_seconds=POLL_SECONDS, max_queue=64)
+                                         poll_seconds=POLL_SECONDS, max_waiting=256)
     with serve as server:
         with server.client() as c:
             model = c.get("/v1/model").json()

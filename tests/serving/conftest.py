@@ -71,14 +71,14 @@ def start_server(tmp_path: Path, state: Path | None = None, bin_dir: Path | None
 def server(tmp_path, params, mlflow_store):
     """Version 1 (x*0.5+0.25) registered as champion, served with a 1 s alias poll."""
     register_affine(params, tmp_path / "v1", 0.5, 0.25)
-    yield from start_server(tmp_path, max_queue=64)
+    yield from start_server(tmp_path, max_waiting=256)
 
 
 @pytest.fixture
 def busy_server(tmp_path, params, mlflow_store):
-    """As ``server``, but admitting one request at a time."""
+    """As ``server``, but admitting one 2-megapixel photo at a time, and none waiting."""
     register_affine(params, tmp_path / "v1", 0.5, 0.25)
-    yield from start_server(tmp_path, max_queue=1)
+    yield from start_server(tmp_path, max_inflight_megapixels=2, max_waiting=0)
 
 
 __all__ = ["MlflowClient", "busy_server", "register_affine", "server"]

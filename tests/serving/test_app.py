@@ -149,7 +149,7 @@ def test_fifty_concurrent_requests_and_a_promotion_under_load_lose_nothing(serve
         np.testing.assert_allclose(got, expected(img, scale, offset), atol=1 / 255 + 1e-6)
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_recovers(busy_server):
+def test_a_full_server_answers_503_with_retry_after_and_recovers(busy_server):
     from concurrent.futures import ThreadPoolExecutor
 
     ramp = np.linspace(0, 255, 1600, dtype=np.float32)

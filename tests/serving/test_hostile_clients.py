@@ -36,7 +36,7 @@ def server_log(gen, server) -> str:
 
 def test_twenty_slow_uploads_leave_normal_requests_served(tmp_path, params, mlflow_store):
     register_affine(params, tmp_path / "v1", 0.5, 0.25)
-    gen = start_server(tmp_path, max_queue=4, upload_timeout_s=60)
+    gen = start_server(tmp_path, max_inflight_megapixels=0.1, upload_timeout_s=60)
     server = next(gen)
     stop = threading.Event()
     slow = [threading.Thread(target=trickle, args=(server.base_url, stop), daemon=True) for _ in range(20)]
@@ -50,7 +50,7 @@ def test_twenty_slow_uploads_leave_normal_requests_served(tmp_path, params, mlfl
             metrics = c.get("/metrics").text
     finally:
         stop.set()
-    assert codes == [200] * 12  # max_queue is 4: before, the 20 trickles held every slot (503s)
+    assert codes == [200] * 12  # the 20 trickles hold no admission: once they held every slot (503s)
     assert "brighthouse_queue_depth 0.0" in metrics
     server_log(gen, server)
 
