@@ -18,7 +18,8 @@ SERVING_CONFIG = typer.Option(None, "--config", "--params", help="settings file:
 
 @data_app.command("validate")
 def data_validate(folder: Path, params: Path = PARAMS,
-                  report: Path | None = typer.Option(None, help="write the JSON report here (and HTML beside it)")) -> None:
+                  report: Path | None = typer.Option(None, help="write the JSON report here (and HTML beside it)"),
+                  ) -> None:
     """Check every pair in FOLDER: files, pixel formats, orientation, sizes, alignment, duplicates."""
     from components.data.pair_suite import format_failures, validate_folder, write_reports
     from components.stage import StageFailed
@@ -92,7 +93,8 @@ def data_deliver(
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"delivered to {target}; the retrain DAG starts within seconds if Airflow runs (make airflow, or make stack)")
+    typer.echo(f"delivered to {target}; the retrain DAG starts within seconds if Airflow runs "
+               "(make airflow, or make stack)")
 
 
 @data_app.command("make-sample")
@@ -164,7 +166,8 @@ def promote(version: str, params: Path = PARAMS) -> None:
 
 
 @app.command()
-def review(version: str, against: str | None = typer.Option(None, help="the version to compare with (default: champion)"),
+def review(version: str,
+           against: str | None = typer.Option(None, help="the version to compare with (default: champion)"),
            lmdb: Path = typer.Option(Path("artifacts/lmdb"), help="the LMDB whose val split is compared"),
            out: Path | None = typer.Option(None, help="the page to write (default: review-vVERSION-vs-vAGAINST.html)"),
            params: Path = PARAMS) -> None:

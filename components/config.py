@@ -82,7 +82,8 @@ class TrainConfig(_Section):
     seed: int = 0
     iterations: int = Field(200, gt=0)
     fold_iterations: int = Field(0, ge=0)            # each cross-validation fold model's (small sets); 0 = iterations
-    ships: Literal["full", "ensemble"] = "full"      # small sets: one more model on every pair, or the fold models averaged
+    # small sets: one more model on every pair, or the fold models averaged
+    ships: Literal["full", "ensemble"] = "full"
     batch_size: int = Field(4, gt=0)
     patch_size: int = Field(64, gt=0)
     crops_per_photo: int = Field(1, gt=0)            # tiled: patches cut from each decoded photo (divides batch_size)
@@ -113,7 +114,7 @@ class TrainConfig(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_profile(cls, data):
+    def _apply_profile(cls, data: object) -> object:
         if not isinstance(data, dict) or not data.get("profile"):
             return data
         profiles = data.get("profiles") or {}
@@ -122,7 +123,7 @@ class TrainConfig(_Section):
         return {**profiles[data["profile"]], **data}
 
     @model_validator(mode="after")
-    def _whole_photos_per_batch(self):
+    def _whole_photos_per_batch(self) -> TrainConfig:
         if self.batch_size % self.crops_per_photo:
             raise ValueError(f"train.batch_size {self.batch_size} is not a multiple of train.crops_per_photo "
                              f"{self.crops_per_photo} (each photo drawn gives that many patches of a batch)")
@@ -216,7 +217,7 @@ class Params(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _share_sections(cls, data):
+    def _share_sections(cls, data: object) -> object:
         """Give each user of a shared section (``registry``) that one section, and refuse a
         copy of it set inside a user's own section: it would be a second home."""
         if not isinstance(data, dict):

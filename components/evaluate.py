@@ -1,10 +1,11 @@
 """Stage ``evaluate``: score what will be served, on the val split at full resolution, and gate.
 
 The exported ONNX runs in onnxruntime through ``inference.enhance`` in the model's mode
-(``tiled``, or ``global_view`` with its transfer), exactly as serving runs it. Per image: PSNR, SSIM, CIEDE2000 (mean, p95), LPIPS when its weights are here; the same
-split is scored for the identity baseline (input as output), for the strongest cheap preset fitted
-on the training pairs (``components/model/presets.py``) and for the current ``champion``, all in one
-streaming pass over the split (``components/evaluation/scoring.py``): memory does not grow with it. The gate
+(``tiled``, or ``global_view`` with its transfer), exactly as serving runs it. Per image: PSNR,
+SSIM, CIEDE2000 (mean, p95), LPIPS when its weights are here; the same split is scored for the
+identity baseline (input as output), for the strongest cheap preset fitted on the training pairs
+(``components/model/presets.py``) and for the current ``champion``, all in one streaming pass
+over the split (``components/evaluation/scoring.py``): memory does not grow with it. The gate
 (params.yaml) wants floors met, both baselines beaten, no regression against the champion, and
 what a retoucher checks (contrast, colour cast, blown highlights: ``evaluation/retoucher.py``) no
 worse than the inputs' or the preset's.
@@ -15,15 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-
-from components.config import EvaluateConfig, GateConfig, InferenceSpec, RegistryConfig
+from components.config import EvaluateConfig, InferenceSpec, RegistryConfig
 from components.data.lmdb_read import iter_lmdb
 from components.data.splits import SPLITS_FILE, SplitRecord, comparable_pairs, read_splits
 from components.evaluation.cross_validation import Fold, folds_of, score_folds
 from components.evaluation.gate import apply_gate
+from components.evaluation.perceptual import LpipsFn
 from components.evaluation.review import REVIEW_DATA, ReviewCollector
 from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
 from components.inference.modes import spec_from_metadata
@@ -52,7 +55,7 @@ def served_spec(cfg: EvaluateConfig, view: dict) -> InferenceSpec:
 
 
 def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, preset: Preset | None = None,
-                   lpips_fn=None,
+                   lpips_fn: LpipsFn | None = None,
                    extra: dict | None = None, spec: InferenceSpec | None = None,
                    others: tuple[Runner, ...] = (), on_pair: PairObserver | None = None) -> dict:
     """Score ``run_batch`` on the val split and gate it, in one streaming pass that also scores
@@ -74,8 +77,8 @@ def gated(rows: list[dict], worst: list, cfg: EvaluateConfig, spec: InferenceSpe
 
 
 def evaluate_folds(folds: list[Fold], cfg: EvaluateConfig, spec: InferenceSpec, champion: Runner | None,
-                   lpips_fn=None, extra: dict | None = None, on_pair: PairObserver | None = None,
-                   runner_for=None) -> dict:
+                   lpips_fn: LpipsFn | None = None, extra: dict | None = None, on_pair: PairObserver | None = None,
+                   runner_for: Callable[[Path], BatchFn] | None = None) -> dict:
     """Cross-validation's gate: each fold model on the fold it did not train on (``cross_validation.py``)."""
     from components.inference.onnx_session import ort_runner
 
@@ -138,7 +141,7 @@ def fit_baseline(lmdb_dir: Path) -> Preset:
     """The strongest cheap preset on the train pairs, fitted afresh (train writes the same one
     beside the weights: ``read_preset``)."""
     pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "lq.lmdb")),
-                (img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "gt.lmdb")))
+                (img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "gt.lmdb")), strict=True)
     return fit_preset(pairs)
 
 
@@ -160,7 +163,8 @@ def write_outputs(result: dict, out: Path) -> None:
     write_json(out / "metrics.json", {k: v for k, v in result.items() if k != "per_image" and k not in TIMINGS})
     write_json(out / "per_image.json", rows)
     write_json(out / "timing.json", {**{k: result[k] for k in TIMINGS},
-                                     "per_image": {r["image"]: {k: r[k] for k in TIMINGS} for r in result["per_image"]}})
+                                     "per_image": {r["image"]: {k: r[k] for k in TIMINGS}
+                                                   for r in result["per_image"]}})
 
 
 def write_review_data(review: ReviewCollector | None, champion_version: str | None, paths: EvaluatePaths) -> None:
@@ -201,7 +205,8 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
 
 
 def score_and_gate(cfg: EvaluateConfig, paths: EvaluatePaths, export: dict, spec: InferenceSpec, split: SplitRecord,
-                   champion: Runner | None, extra: dict, lpips_fn, review: ReviewCollector | None) -> dict:
+                   champion: Runner | None, extra: dict, lpips_fn: LpipsFn | None,
+                   review: ReviewCollector | None) -> dict:
     """The gate's pass (val split, or each fold model on its own fold) and the served model's
     runtime checks (the other pooling, FP16), which a val split shares with the gate's pass and
     cross-validation runs on every pair: they compare runtimes of one model, not its quality."""
@@ -224,7 +229,10 @@ def score_and_gate(cfg: EvaluateConfig, paths: EvaluatePaths, export: dict, spec
     return result
 
 
-def _stage_input(read, *args):
+T = TypeVar("T")
+
+
+def _stage_input(read: Callable[..., T], *args: object) -> T:
     """What a stage reads from another, or a StageFailed naming the file that is missing or foreign."""
     try:
         return read(*args)

@@ -73,12 +73,13 @@ def pair_records(pair: Pair, cfg: LmdbConfig, layouts: tuple[str, ...]) -> dict[
     sources = pair.input.read_bytes(), pair.target.read_bytes()
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
     lq, gt = (decode_image(data, str(path), flatten_alpha=True).rgb
-              for data, path in zip(sources, (pair.input, pair.target)))
+              for data, path in zip(sources, (pair.input, pair.target), strict=True))
     if lq.shape != gt.shape:
         raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
     key, records = lmdb_key(pair.pair_id), {}
     if "whole" in layouts:
-        lq_bytes, gt_bytes = (stored_bytes(data, rgb, cfg.png_compression) for data, rgb in zip(sources, (lq, gt)))
+        lq_bytes, gt_bytes = (stored_bytes(data, rgb, cfg.png_compression)
+                              for data, rgb in zip(sources, (lq, gt), strict=True))
         records["whole"] = (key, lq_bytes, gt_bytes, lq.shape)
     if "whole_small" in layouts:
         small = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
@@ -127,7 +128,7 @@ def write_layout(pairs: list[Pair], dests: dict[Path, tuple[str, set[str]]], cfg
     writers = {out: PairedLmdbWriter(out, cfg.png_compression) for out in dests}
     with ProcessPoolExecutor(workers) as pool:
         jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layouts] * len(pairs))
-        for pair, records in zip(pairs, tqdm(jobs, total=len(pairs), desc="lmdb", unit="pair")):
+        for pair, records in zip(pairs, tqdm(jobs, total=len(pairs), desc="lmdb", unit="pair"), strict=True):
             for out, (layout, ids) in dests.items():
                 if pair.pair_id in ids:
                     writers[out].write([records[layout]])

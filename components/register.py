@@ -9,6 +9,12 @@ alone DVC tracks, so that the same weights registered on another clone leave dvc
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
 import hashlib
 import json
 import logging
@@ -26,8 +32,8 @@ from components.data.splits import SPLITS_FILE, read_splits
 from components.evaluation.review import REVIEW_DATA
 from components.evaluation.scoring import mean_psnr, val_pairs
 from components.inference.tensorrt_engine import build_engine, tensorrt_runner, unavailable_reason
-from components.registry.tracking import client as tracking_client
 from components.registry.tracking import RegistryUnavailable, file_md5, registry_calls, training_run, use_tracking
+from components.registry.tracking import client as tracking_client
 from components.stage import StageFailed, run_stage, write_json
 
 log = logging.getLogger(__name__)
@@ -76,7 +82,7 @@ def lineage_tags(metrics: dict, run_id: str) -> dict[str, str]:
 
 
 def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict,
-                     extras: list[tuple[str, Path]]):
+                     extras: list[tuple[str, Path]]) -> str:
     """Log the ONNX as a model of the run, with ``extras`` ((artifact folder, file) pairs)
     beside it, and register it; returns the new version number."""
     import mlflow
@@ -99,7 +105,7 @@ def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]
     fp16_extra = [("fp16", paths.export / "model_fp16.onnx")] if fp16_ok else []
     return [("config", paths.train / "basicsr_options.yml"), ("config", Path("params.yaml")),
             ("evaluation", paths.evaluate / "report.html"), ("evaluation", paths.evaluate / "metrics.json"),
-            ("export", paths.export / "export.json")] + fp16_extra
+            ("export", paths.export / "export.json"), *fp16_extra]
 
 
 def engine_val_loss_db(onnx_path: Path, workdir: Path, profile: dict, paths: RegisterPaths, metrics: dict) -> float:
@@ -122,7 +128,7 @@ def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, pr
     try:
         built = build_engine(onnx_path, workdir, profile["tile"], profile["batch"])
         built["val_loss_db"] = engine_val_loss_db(onnx_path, workdir, profile, paths, metrics)
-    except Exception as exc:  # onnxruntime raises several types for a failed TensorRT build
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for a failed TensorRT build
         log.error("TensorRT engine build failed; registering without one: %s", exc)
         return [], {"failed": str(exc)}
     limit = metrics["runtime_loss_limit_db"]
@@ -136,7 +142,7 @@ def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, pr
     return [(f"tensorrt/{built['key']}", workdir / name) for name in built["files"]], built
 
 
-def _versions(client, name: str) -> list:
+def _versions(client: MlflowClient, name: str) -> list:
     """Every version of ``name`` ([] for a model not registered yet). A registry that fails to
     answer raises: taking a hiccup for "no versions" would register a retried model twice."""
     return client.search_model_versions(f"name='{name}'")
@@ -168,7 +174,7 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
     return version, engine
 
 
-def logged_model_id(mv) -> str:
+def logged_model_id(mv: ModelVersion) -> str:
     """The logged model behind a version (some stores leave ``model_id`` empty; ``source`` names it)."""
     return mv.model_id or mv.source.removeprefix("models:/")
 

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.model import basicsr_adapter
 from components.config import TrainConfig
 from components.data.lmdb_read import lmdb_shapes
-from components.model.distributed import Ranks, init_distributed, shutdown
 from components.data.splits import FOLDS_DIR, fold_dirs
+from components.model import basicsr_adapter
+from components.model.distributed import Ranks, init_distributed, shutdown
 from components.model.model_io import save_checkpoint, save_ensemble
 from components.model.presets import PRESET_FILE, Preset, fit_preset
 from components.model.train_monitor import progress_line, validation_hook
@@ -40,7 +40,7 @@ class TrainPaths:
     out: Path
 
 
-def _flatten(prefix: str, value) -> dict:
+def _flatten(prefix: str, value: object) -> dict:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -80,7 +80,8 @@ def fitted_preset(lmdb_dir: Path) -> Preset:
 
     split = lmdb_dir / "train_whole"
     split = split if split.is_dir() else lmdb_dir / "train"  # an LMDB from before global_view
-    pairs = zip((img for _, img in iter_lmdb(split / "lq.lmdb")), (img for _, img in iter_lmdb(split / "gt.lmdb")))
+    pairs = zip((img for _, img in iter_lmdb(split / "lq.lmdb")), (img for _, img in iter_lmdb(split / "gt.lmdb")),
+                strict=True)
     preset = fit_preset(pairs)
     log.info("preset fitted on the train pairs: %s (leave-one-out PSNR: %s)", preset.kind,
              ", ".join(f"{k} {v:.2f} dB" for k, v in preset.loo_psnr.items()) or "one pair")
@@ -141,7 +142,8 @@ def _tag_run(run_id: str, tags: dict) -> None:
         client().set_tag(run_id, key, value)
 
 
-def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks, tags: dict | None = None) -> dict | None:
+def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
+                tags: dict | None = None) -> dict | None:
     """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``)."""
     preset = fitted_preset(paths.lmdb)
     opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))

@@ -1,8 +1,9 @@
 """Weekly: re-evaluate the current champion on the latest validation split and record drift.
 
-``champion`` ends the run cleanly when none is registered yet; ``lmdb`` brings the split up to date (``dvc repro lmdb``, validate included); the check scores
-the registered ONNX with its recorded tiling (``components/registry/monitor.py``). DVC holds a repo
-lock, so if a retraining run is busy the first task waits through its retries.
+``champion`` ends the run cleanly when none is registered yet; ``lmdb`` brings the split up to
+date (``dvc repro lmdb``, validate included); the check scores the registered ONNX with its
+recorded tiling (``components/registry/monitor.py``). DVC holds a repo lock, so if a retraining
+run is busy the first task waits through its retries.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def champion_check() -> dict:
 
 @dag(dag_id="champion_check", schedule="@weekly", start_date=datetime(2026, 1, 1), catchup=False,
      max_active_runs=1, tags=["brighthouse"])
-def champion_check_dag():
+def champion_check_dag() -> None:
     chain(champion(), lmdb(), champion_check())
 
 

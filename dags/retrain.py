@@ -13,6 +13,11 @@ parsing this file touches no heavy module and no file.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
 import logging
 import os
 from datetime import datetime, timedelta
@@ -34,7 +39,7 @@ def _inbox() -> Path:
     return Path(os.environ.get("BRIGHTHOUSE_INBOX", default)).resolve()
 
 
-def report_failure(context) -> None:
+def report_failure(context: Context) -> None:
     """Say which step failed and why, in the task log (and any alerting attached to it)."""
     ti = context["task_instance"]
     log.error("retrain failed at step '%s' (try %s): %s", ti.task_id, ti.try_number, context.get("exception"))
@@ -143,7 +148,7 @@ def summary(registered: dict | None) -> dict:
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": report_failure},
     tags=["brighthouse"],
 )
-def retrain():
+def retrain() -> None:
     extra = {"train": {"pool": TRAIN_POOL, "queue": TRAIN_QUEUE, "retries": 0}, "register": BACKOFF}
     stages = [evaluate() if name == "evaluate" else task(task_id=name, **extra.get(name, {}))(stage)(name)
               for name in STAGES]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -23,11 +24,10 @@ from starlette.concurrency import run_in_threadpool
 
 from components.config import ServeConfig
 from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version, fetch
+from serving.admission import PixelAdmission
 from serving.engine import Engine
 from serving.metrics import ServingMetrics
-from serving.admission import PixelAdmission
-from serving.uploads import (ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload,
-                             upload_megapixels)
+from serving.uploads import ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload, upload_megapixels
 
 log = logging.getLogger(__name__)
 TRY_PAGE = Path(__file__).parent / "static" / "try.html"
@@ -96,9 +96,9 @@ def _poll(holder: ModelHolder, stop: threading.Event) -> None:
             log.exception("alias poll failed; still serving the previous version")
 
 
-def _lifespan(holder: ModelHolder):
+def _lifespan(holder: ModelHolder) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         await run_in_threadpool(holder.refresh)
         threading.Thread(target=_poll, args=(holder, stop), daemon=True, name="alias-poll").start()
@@ -194,7 +194,8 @@ def _add_status_routes(app: FastAPI, holder: ModelHolder, metrics: ServingMetric
         engine = _engine_or_503(holder)
         ref = engine.ref
         return {"name": ref.name, "version": ref.version, "alias": ref.alias, "runtime": engine.runtime,
-                "mode": engine.spec.mode, "tiling": ref.tiling, "tile_batch": engine.tile_batch, "metadata": ref.metadata,
+                "mode": engine.spec.mode, "tiling": ref.tiling, "tile_batch": engine.tile_batch,
+                "metadata": ref.metadata,
                 "lineage": ref.tags}
 
     @app.get("/metrics")

@@ -38,7 +38,7 @@ class TileBatcher:
                 out = self.run_batch(tiles)
                 return lambda: out
             futures = [Future() for _ in range(len(tiles))]
-            for tile, fut in zip(tiles, futures):
+            for tile, fut in zip(tiles, futures, strict=True):
                 heapq.heappush(self._pending, (priority, next(self._sequence), tile, fut))
             self._cond.notify()
         return lambda: np.stack([f.result() for f in futures])
@@ -78,9 +78,9 @@ class TileBatcher:
     def _run(self, batch: list[Item]) -> None:
         try:
             out = self.run_batch(np.stack([tile for _, _, tile, _ in batch]))
-            for (_, _, _, fut), pred in zip(batch, out):
+            for (_, _, _, fut), pred in zip(batch, out, strict=True):
                 fut.set_result(pred)
-        except Exception as exc:  # every waiting request gets the error; the worker lives on
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets the error; the worker lives on
             for *_, fut in batch:
                 fut.set_exception(exc)
         self.batches += 1

@@ -3,6 +3,11 @@ behind the cross-request batcher, running the inference path (mode, tiling, tran
 evaluation scored, as recorded with the version."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 import logging
 import time
 from pathlib import Path
@@ -10,8 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from components.inference.modes import enhance, spec_from_metadata
-from components.inference.tensorrt_engine import (current_engine_key, engine_files, seed_cache, session_providers,
-                                                   unavailable_reason)
+from components.inference.tensorrt_engine import (
+    current_engine_key,
+    engine_files,
+    seed_cache,
+    session_providers,
+    unavailable_reason,
+)
 from components.registry.model_store import ModelRef
 from serving.batcher import Prioritised, TileBatcher
 
@@ -65,7 +75,7 @@ def providers_for(ref: ModelRef, runtime: str, tile: int, tile_batch: int) -> li
     return wanted + ([] if "CPUExecutionProvider" in wanted else ["CPUExecutionProvider"])
 
 
-def open_session(ref: ModelRef, runtime: str, tile: int, tile_batch: int):
+def open_session(ref: ModelRef, runtime: str, tile: int, tile_batch: int) -> tuple[ort.InferenceSession, str]:
     """(session, runtime name): ``runtime`` 'auto' takes the best available provider."""
     import onnxruntime as ort
 

@@ -3,7 +3,8 @@
 Output names: a JPEG or PNG keeps its own file name (``room.JPEG`` and ``room.jpg`` stay
 apart), a HEIC/HEIF photo is written as JPEG with ``.jpg`` added (``room.heic.jpg``), any other
 format as PNG with ``.png`` added (``room.webp.png``), so two inputs never share an output.
-Pixels are sRGB and tagged so (``components/data/colour.py``). The output folder may not be the input folder or inside it.
+Pixels are sRGB and tagged so (``components/data/colour.py``). The output folder may not be the
+input folder or inside it.
 """
 from __future__ import annotations
 

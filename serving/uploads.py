@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 from fastapi import HTTPException, Request
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
@@ -139,7 +140,7 @@ def decode_upload(received: Received, cfg: ServeConfig, requested_format: str | 
         return Upload(decode_image(received.data, received.name, int(cfg.max_megapixels * 1_000_000)), fmt)
 
 
-def encode_reply(rgb, upload: Upload) -> tuple[bytes, str]:
+def encode_reply(rgb: np.ndarray, upload: Upload) -> tuple[bytes, str]:
     """The enhanced pixels in the reply format, with their (sRGB) ICC profile and the upload's EXIF."""
     pil_format, media_type = FORMATS[upload.reply_format]
     return encode(rgb, pil_format, icc=upload.photo.icc, exif=upload.photo.exif), media_type

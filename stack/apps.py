@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 
 from stack.services import Service, current_log, log_file
-from stack.stores import broker_url, database_url, s3_endpoint
 from stack.settings import StackSettings, write_private
+from stack.stores import broker_url, database_url, s3_endpoint
 
 WORKER_QUEUES = ("default", "gpu")  # the retrain DAG sends `train` to `gpu`
 AIRFLOW_DAEMONS = ("scheduler", "dag-processor", "triggerer")

@@ -150,7 +150,8 @@ def describe(stack: Stack) -> str:
     s = stack.settings
     return "\n".join([
         f"MLflow UI        {apps.mlflow_url(s)}",
-        f"Airflow UI       {apps.airflow_url(s)}  (user admin, password in {stack.folder / 'airflow' / 'passwords.json'})",
+        f"Airflow UI       {apps.airflow_url(s)}  "
+        f"(user admin, password in {stack.folder / 'airflow' / 'passwords.json'})",
         f"S3 endpoint      {stores.s3_endpoint(s)}  (bucket {s.bucket}: mlflow/ artifacts, dvc/ remote)",
         f"PostgreSQL       127.0.0.1:{s.ports['postgres']}  (databases mlflow, airflow)",
         f"Redis            127.0.0.1:{s.ports['redis']}",

@@ -8,6 +8,11 @@ everything in memory, which would lose a team's models and data versions on rest
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
 import json
 import os
 import pwd
@@ -164,7 +169,7 @@ def s3_endpoint(settings: StackSettings) -> str:
     return f"http://127.0.0.1:{settings.ports['s3']}"
 
 
-def s3_client(settings: StackSettings):
+def s3_client(settings: StackSettings) -> BaseClient:
     import boto3
     from botocore.config import Config
 

@@ -48,7 +48,7 @@ def is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
     ours, theirs = _colorants(srgb_profile()), _colorants(profile)
     if theirs is None:
         return False
-    return max(abs(a - b) for a, b in zip(ours, theirs)) <= SRGB_COLORANT_TOLERANCE
+    return max(abs(a - b) for a, b in zip(ours, theirs, strict=False)) <= SRGB_COLORANT_TOLERANCE
 
 
 def describe(profile: ImageCms.ImageCmsProfile) -> str:

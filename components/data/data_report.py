@@ -11,6 +11,7 @@ import html
 import io
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from components.data.imageio import ImageError, read_image
@@ -22,7 +23,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:6px;vertical-
 img{display:block}.missing{color:#a00;font-style:italic}"""
 
 
-def embed_jpeg(rgb, max_side: int = THUMB, alt: str = "") -> str:
+def embed_jpeg(rgb: np.ndarray, max_side: int = THUMB, alt: str = "") -> str:
     """An <img> tag holding ``rgb`` (uint8 HxWx3) scaled to ``max_side``, inline as base64 JPEG."""
     img = Image.fromarray(rgb)
     img.thumbnail((max_side, max_side))
@@ -62,7 +63,8 @@ def render_html(report: dict) -> str:
              f"<h1>Validation of {html.escape(report['folder'])}</h1>",
              f"<p>{report['pairs']} pairs, {report['failed']} failed"
              + (f": {action}" if report["failed"] and action else "") + ". "
-             + f"Policy: modes <code>{policy.get('modes')}</code>, on failure <code>{policy.get('on_failure')}</code>.</p>"]
+             + f"Policy: modes <code>{policy.get('modes')}</code>, "
+             f"on failure <code>{policy.get('on_failure')}</code>.</p>"]
     if report["failures"]:
         parts.append("<h2>Failing pairs</h2><table><tr><th>pair</th><th>input</th><th>target</th><th>why</th></tr>"
                      + _failure_rows(report) + "</table>")

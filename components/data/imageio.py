@@ -51,7 +51,8 @@ def mode_notes(img: Image.Image, data: bytes) -> list[str]:
     if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[24] == 16:
         notes.append("16-bit PNG reduced to 8 bits")
     kinds = {"CMYK": "CMYK converted to RGB", "L": "greyscale expanded to RGB", "1": "1-bit expanded to RGB",
-             "P": "palette image expanded to RGB", "LA": "greyscale expanded to RGB", "PA": "palette image expanded to RGB"}
+             "P": "palette image expanded to RGB", "LA": "greyscale expanded to RGB",
+             "PA": "palette image expanded to RGB"}
     if img.mode in kinds:
         notes.append(kinds[img.mode])
     elif img.mode in _GREY_16:

@@ -1,6 +1,7 @@
 """``brighthouse data add``: take newly delivered pairs into the DVC-tracked dataset.
 
-Copies only pairs that pass validation (including "not a near-duplicate of a stored pair"), as ``<id>_src.<ext>`` / ``<id>_tar.<ext>``; never
+Copies only pairs that pass validation (including "not a near-duplicate of a stored pair"),
+as ``<id>_src.<ext>`` / ``<id>_tar.<ext>``; never
 modifies the inbox; re-adding identical files is a no-op; a pair whose id exists with other
 bytes is refused (nothing is written) unless ``replace``. Files are staged outside the
 dataset and moved in afterwards, so an interrupted ingest leaves ``data/`` as it was, bar

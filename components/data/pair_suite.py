@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -13,6 +14,9 @@ from components.data.data_report import write_html_report
 from components.data.pair_table import measure_pairs
 from components.data.pairs import ManifestError, find_pairs
 from components.stage import StageFailed, write_json
+
+if TYPE_CHECKING:
+    import great_expectations as gx
 
 # expectation column -> the reason shown to the user when a row fails it
 CHECKS = {
@@ -29,7 +33,7 @@ CHECKS = {
 }
 
 
-def _suite(cfg: ValidateConfig):
+def _suite(cfg: ValidateConfig) -> gx.ExpectationSuite:
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name="pairs")

@@ -123,7 +123,7 @@ def measure_pairs(pairs: list[Pair], cfg: ValidateConfig, known: dict[str, int] 
                   ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The table for ``pairs`` and their target hashes; a pair that looks like a ``known``
     one (already in the dataset) or an earlier one of this batch is not unique."""
-    measured = dict(zip((p.pair_id for p in pairs), _measure_all(pairs, cfg)))
+    measured = dict(zip((p.pair_id for p in pairs), _measure_all(pairs, cfg), strict=True))
     hashes = {k: h for k, (_, h) in measured.items() if h is not None}
     dupes = near_duplicates(hashes, cfg.max_hash_distance, known or {})
     rows = []

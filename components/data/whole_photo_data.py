@@ -9,6 +9,11 @@ few pairs teach "whatever the capture, this look". Randomness comes from Python'
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +89,7 @@ class WholePhotoDataset:
         return {"lq": chw_tensor(lq), "gt": chw_tensor(gt), "lq_path": key, "gt_path": key}
 
 
-def chw_tensor(image: np.ndarray):
+def chw_tensor(image: np.ndarray) -> torch.Tensor:
     """HWC (or NHWC) float32 array -> a torch tensor, channels first."""
     import torch
 

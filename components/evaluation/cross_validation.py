@@ -9,6 +9,7 @@ pairs the estimate came out below what the shipped model did on unseen photos (b
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from components.config import InferenceSpec
 from components.data.splits import FOLDS_DIR
+from components.evaluation.perceptual import LpipsFn
 from components.evaluation.scoring import PairObserver, Runner, score_split, val_pairs
+from components.inference.tiling import BatchFn
 from components.model.presets import PRESET_FILE, Preset, read_preset
 
 
@@ -36,7 +39,8 @@ def folds_of(lmdb_dir: Path, train_dir: Path, export_dir: Path, members: list[st
                  read_preset(train_dir / FOLDS_DIR / str(i) / PRESET_FILE)) for i, member in enumerate(members)]
 
 
-def score_folds(folds: list[Fold], spec: InferenceSpec, runner_for, champion: Runner | None, lpips_fn=None,
+def score_folds(folds: list[Fold], spec: InferenceSpec, runner_for: Callable[[Path], BatchFn], champion: Runner | None,
+                lpips_fn: LpipsFn | None = None,
                 keep_worst: int = 0, on_pair: PairObserver | None = None) -> tuple[list[dict], list, list[dict]]:
     """(rows, worst previews, one summary per fold); ``runner_for(onnx path)`` gives a BatchFn."""
     rows, worst, per_fold = [], [], []

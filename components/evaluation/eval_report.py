@@ -25,7 +25,7 @@ CHECKS = ("<p>What a retoucher checks, against each target: <b>blown_highlights<
           "train pairs; <b>identity</b> is the untouched input.</p>")
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, float):  # shares of pixels are small: keep their significant digits
         return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2e}"
     return html.escape(str(value))
@@ -33,7 +33,7 @@ def _cell(value) -> str:
 
 def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> str:
     verdict = "passed" if result["gate_passed"] else "FAILED: " + "; ".join(result["gate_reasons"])
-    head = "".join(f"<th>{c}</th>" for c in ("image",) + COLUMNS)
+    head = "".join(f"<th>{c}</th>" for c in ("image", *COLUMNS))
     rows = "".join("<tr>" + f"<td>{html.escape(r['image'])}</td>" + "".join(
         f"<td>{_cell(r.get(c, '-'))}</td>" for c in COLUMNS) + "</tr>" for r in result["per_image"])
     overall = "".join(f"<tr><td>{k}</td><td>{_cell(result[k])}</td></tr>" for k in OVERALL if k in result)

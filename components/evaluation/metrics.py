@@ -6,6 +6,8 @@ a gigabyte per call; in strips it is a few hundred megabytes whatever the photo'
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 STRIP_ROWS = 128
@@ -13,7 +15,7 @@ SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5
 SSIM_PAD = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # scikit-image's window radius, and the border it ignores
 
 
-def _strips(height: int, start: int = 0, stop: int | None = None):
+def _strips(height: int, start: int = 0, stop: int | None = None) -> Iterator[slice]:
     stop = height if stop is None else stop
     for a in range(start, stop, STRIP_ROWS):
         yield a, min(a + STRIP_ROWS, stop)

@@ -21,7 +21,10 @@ def backbone_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
 
 
-def lpips_scorer() -> tuple[Callable[[np.ndarray, np.ndarray], float] | None, str]:
+LpipsFn = Callable[[np.ndarray, np.ndarray], float]  # (output, target) HWC in [0, 1] -> LPIPS distance
+
+
+def lpips_scorer() -> tuple[LpipsFn | None, str]:
     """(score(pred, target) -> LPIPS distance, "") or (None, why it is unavailable)."""
     path = backbone_path()
     if not path.is_file():
@@ -37,7 +40,7 @@ def lpips_scorer() -> tuple[Callable[[np.ndarray, np.ndarray], float] | None, st
 
     @torch.inference_mode()
     def score(pred: np.ndarray, target: np.ndarray) -> float:
-        def tensor(x):  # HWC [0,1] -> NCHW [-1,1], as LPIPS expects
+        def tensor(x: np.ndarray) -> torch.Tensor:  # HWC [0,1] -> NCHW [-1,1], as LPIPS expects
             return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float() * 2 - 1
         return float(net(tensor(pred), tensor(target)).item())
 

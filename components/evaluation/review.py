@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def heat_colours(de: np.ndarray) -> np.ndarray:
     return (ramp * 255 + 0.5).astype(np.uint8)
 
 
-def largest_difference_box(de: np.ndarray, scale: float, full_shape: tuple[int, int], side: int) -> tuple[int, int, int, int]:
+def largest_difference_box(de: np.ndarray, scale: float, full_shape: tuple[int, int],
+                           side: int) -> tuple[int, int, int, int]:
     """(top, left, height, width) at full resolution of a ``side`` crop centred where the
     preview-resolution difference map ``de`` (smoothed over a few px) peaks."""
     import cv2
@@ -84,15 +86,16 @@ class ReviewCollector:
                  "challenger_seconds": t_challenger, "champion_seconds": t_champion,
                  "width": int(lq.shape[1]), "height": int(lq.shape[0]), **retoucher_columns(row, champion, gt)}
         self.rows.append(entry)
-        if self.cfg.photos and (len(self.photos) < self.cfg.photos or entry["difference"] > self.photos[-1]["difference"]):
+        room = len(self.photos) < self.cfg.photos
+        if self.cfg.photos and (room or entry["difference"] > self.photos[-1]["difference"]):
             scale = small["input"].shape[0] / lq.shape[0]
             photo = {**entry, **self._images(small, diff, (lq, champion, challenger, gt), scale)}
-            self.photos = sorted(self.photos + [photo], key=lambda p: -p["difference"])[: self.cfg.photos]
+            self.photos = sorted([*self.photos, photo], key=lambda p: -p["difference"])[: self.cfg.photos]
 
     def _images(self, small: dict, diff: np.ndarray, full: tuple, scale: float) -> dict:
         top, left, h, w = largest_difference_box(diff, scale, full[0].shape[:2], self.cfg.crop_side)
         crops = {name: jpeg_data_uri(img[top:top + h, left:left + w], 90)
-                 for name, img in zip(("input", "champion", "challenger", "target"), full)}
+                 for name, img in zip(("input", "champion", "challenger", "target"), full, strict=True)}
         return {"previews": {name: jpeg_data_uri(img) for name, img in small.items()},
                 "heatmap": jpeg_data_uri(heat_colours(diff), 90), "crops": crops, "crop_box": [top, left, h, w]}
 
@@ -102,7 +105,7 @@ class ReviewCollector:
                 "heat_max_de": HEAT_MAX_DE}
 
 
-def compare_versions(model_name: str, version: str, against: str, lmdb_dir, cfg: ReviewConfig) -> dict:
+def compare_versions(model_name: str, version: str, against: str, lmdb_dir: Path, cfg: ReviewConfig) -> dict:
     """Review data for any two registered versions, each run as served (its own ONNX, mode and
     tiling) on the val split in ``lmdb_dir``: the same pass and page as ``register``'s."""
     from components.evaluation.scoring import Runner, score_split, val_pairs

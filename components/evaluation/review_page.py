@@ -27,7 +27,7 @@ document.querySelectorAll('input.slider').forEach(function (s) {
 LINEAGE = ("data_version", "git_commit", "run_id", "dvc_lock_sha256", "params_sha256", "gate", "val_psnr", "val_ssim")
 
 
-def _e(value) -> str:
+def _e(value: object) -> str:
     return html.escape(str(value))
 
 

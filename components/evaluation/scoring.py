@@ -19,6 +19,7 @@ from components.config import InferenceSpec
 from components.data.imageio import working_copy
 from components.data.lmdb_read import iter_lmdb
 from components.evaluation.metrics import ciede2000, psnr, ssim
+from components.evaluation.perceptual import LpipsFn
 from components.evaluation.retoucher import TargetLook
 from components.inference.modes import enhance
 from components.inference.tiling import BatchFn
@@ -56,7 +57,7 @@ def val_pairs(lmdb_dir: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def score_image(out: np.ndarray, gt: np.ndarray, lq: np.ndarray, preset: Preset | None = None,
-                lpips_fn=None) -> dict:
+                lpips_fn: LpipsFn | None = None) -> dict:
     """The output's scores against the target, with the identity's (input as output) and the
     baseline preset's beside them; each also gets the retoucher's checks (``retoucher.py``)."""
     de_mean, de_p95 = ciede2000(out, gt)
@@ -85,7 +86,7 @@ def _timed(runner: Runner, lq: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Runner, others: Iterable[Runner] = (),
-                preset: Preset | None = None, lpips_fn=None, keep_worst: int = 0,
+                preset: Preset | None = None, lpips_fn: LpipsFn | None = None, keep_worst: int = 0,
                 on_pair: PairObserver | None = None) -> tuple[list[dict], list]:
     """One row per pair: the served runner's full scores and seconds per megapixel, plus
     ``<name>_psnr`` for each other runner; and previews (key, input, output, target) of the
@@ -115,7 +116,7 @@ def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Run
         log.info("%s: %.2f dB (identity %.2f dB)", key, row["psnr"], row["identity_psnr"])
         if keep_worst and (len(worst) < keep_worst or row["psnr"] < worst[-1][0]):
             previews = (_preview(lq), _preview(out), _preview(gt))
-            worst = sorted(worst + [(row["psnr"], key, *previews)], key=lambda w: w[0])[:keep_worst]
+            worst = sorted([*worst, (row["psnr"], key, *previews)], key=lambda w: w[0])[:keep_worst]
     return rows, [w[1:] for w in worst]
 
 

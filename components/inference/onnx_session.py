@@ -3,12 +3,19 @@ the review run an ONNX as serving does (``serving/engine.py`` picks GPU runtimes
 Light on purpose (NumPy + onnxruntime, no torch)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from components.inference.tiling import BatchFn
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 from pathlib import Path
 
 import numpy as np
 
 
-def ort_session(path: Path, providers: list[str] | None = None):
+def ort_session(path: Path, providers: list[str] | None = None) -> ort.InferenceSession:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -16,7 +23,7 @@ def ort_session(path: Path, providers: list[str] | None = None):
     return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
 
 
-def ort_runner(onnx_path: Path):
+def ort_runner(onnx_path: Path) -> BatchFn:
     """A ``tiling.BatchFn`` over an ONNX model in onnxruntime (CPU), as serving runs it."""
     session = ort_session(onnx_path)
     name = session.get_inputs()[0].name

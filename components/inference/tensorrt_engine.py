@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from components.inference.tiling import BatchFn
+
 log = logging.getLogger(__name__)
 PROVIDER = "TensorrtExecutionProvider"
 ENGINE_SUFFIXES = (".engine", ".profile", ".timing")
@@ -96,7 +98,7 @@ def session_providers(tile: int, batch: int, cache_dir: Path) -> list:
     return [(PROVIDER, provider_options(tile, batch, cache_dir)), "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def tensorrt_runner(onnx_path: Path, engine_dir: Path, tile: int, batch: int):
+def tensorrt_runner(onnx_path: Path, engine_dir: Path, tile: int, batch: int) -> BatchFn:
     """A ``tiling.BatchFn`` over the FP16 engine in ``engine_dir``, as serving runs it."""
     import onnxruntime as ort
 

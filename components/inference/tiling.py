@@ -117,7 +117,7 @@ def enhance_tiled(image: np.ndarray, run_batch: BatchFn, tile: int, overlap: int
     out = np.empty((h, w, 3), out_dtype)
     acc, weight = np.zeros((th, w, 3), np.float32), np.zeros((th, w), np.float32)
     top = 0  # the image row that acc's first row holds
-    for (y, x, _, _), pred in zip(tiles, _outputs(image, run_batch, tiles, batch)):
+    for (y, x, _, _), pred in zip(tiles, _outputs(image, run_batch, tiles, batch), strict=True):
         if y != top:  # a new tile row: the rows above it are final
             done = y - top
             _finish(acc[:done], weight[:done], out[top:y])

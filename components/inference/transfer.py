@@ -32,7 +32,7 @@ def _box(x: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _with_ones(rgb: np.ndarray) -> np.ndarray:
-    return np.concatenate([rgb, np.ones(rgb.shape[:-1] + (1,), rgb.dtype)], axis=-1)
+    return np.concatenate([rgb, np.ones((*rgb.shape[:-1], 1), rgb.dtype)], axis=-1)
 
 
 def fit_global_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ def apply_local_affine(image: np.ndarray, coef: np.ndarray, strip_rows: int = 25
     ``fit_local_affine`` upsampled bilinearly to HxW, built strip by strip: float32 in
     [0, 1], or uint8 rounded as ``tiling.to_uint8`` does (no full-size float copy)."""
     big_h, big_w = image.shape[:2]
-    h, w = coef.shape[:2]
+    h = coef.shape[0]
     y0, y1, fy = _linear_taps(big_h, h)
     scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
     out = np.empty((big_h, big_w, 3), out_dtype)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -20,9 +21,14 @@ from components.config import TrainConfig
 from components.data.photo_crops import PhotoCropDataset
 from components.data.whole_photo_data import WholePhotoDataset
 from components.model.curves_nafnet import register_curves_nafnet
-from components.model.distributed import Ranks, check_ranks_agree
+from components.model.distributed import ONE_PROCESS, Ranks, check_ranks_agree
 from components.model.nafnet_arch import register_nafnet
 from components.model.train_state import rng_state, set_rng_state
+
+if TYPE_CHECKING:
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.models.sr_model import SRModel
+    from torch.utils.data import DataLoader, Dataset
 
 log = logging.getLogger(__name__)
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -58,7 +64,7 @@ def _network(cfg: TrainConfig, prior: dict | None) -> dict:
     return {"type": "CurvesNAFNet", "preset": prior, **cfg.arch.model_dump()}
 
 
-def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = Ranks(),
+def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = ONE_PROCESS,
                   prior: dict | None = None) -> dict:
     """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
     ``prior`` (a fitted preset: kind, curves, target quantiles) puts it in front of NAFNet
@@ -131,7 +137,7 @@ class TrainHooks:
     resume: dict | None = None  # a state written by save_state, for the same options and data
 
 
-def train(opt: dict, hooks: TrainHooks, ranks: Ranks = Ranks()) -> tuple[torch.nn.Module, list[str]]:
+def train(opt: dict, hooks: TrainHooks, ranks: Ranks = ONE_PROCESS) -> tuple[torch.nn.Module, list[str]]:
     """Train per ``opt`` (resuming from ``hooks.resume``); returns the network to export (the
     EMA copy when there is one; on CPU, eval mode) and every rank's weight digest."""
     from basicsr.models import build_model
@@ -168,7 +174,7 @@ def _register_datasets() -> None:
             DATASET_REGISTRY.register(dataset)
 
 
-def _loader(opt: dict, ranks: Ranks):
+def _loader(opt: dict, ranks: Ranks) -> tuple[DataLoader, EnlargedSampler]:
     from basicsr.data import build_dataloader, build_dataset
 
     ds_opt = opt["datasets"]["train"]
@@ -182,7 +188,7 @@ def _loader(opt: dict, ranks: Ranks):
     return loader, sampler
 
 
-def _batches(loader, sampler, start: int):
+def _batches(loader: DataLoader, sampler: EnlargedSampler, start: int) -> Iterator[dict]:
     """Batches from iteration ``start`` on: epoch order is fixed by the epoch number, so a
     resumed run skips the batches already seen without loading them."""
     epoch, skip = divmod(start, len(loader))
@@ -198,7 +204,8 @@ def _patch_batch(batch: dict) -> dict:
     return {k: v.flatten(0, 1) if isinstance(v, torch.Tensor) and v.ndim == 5 else v for k, v in batch.items()}
 
 
-def _loop(model, step, batches, opt: dict, hooks: TrainHooks, start: int, ranks: Ranks) -> None:
+def _loop(model: SRModel, step: Callable[[int], None], batches: Iterator[dict], opt: dict, hooks: TrainHooks,
+          start: int, ranks: Ranks) -> None:
     total, freq = opt["train"]["total_iter"], opt["logger"]["print_freq"]
     t0 = time.perf_counter()
     for it in range(start + 1, total + 1):
@@ -218,7 +225,7 @@ def _loop(model, step, batches, opt: dict, hooks: TrainHooks, start: int, ranks:
             hooks.save_state(it, _snapshot(model, it))
 
 
-def _snapshot(model, it: int) -> dict:
+def _snapshot(model: SRModel, it: int) -> dict:
     """Everything BasicSR's model needs to continue after iteration ``it``."""
     ema = getattr(model, "net_g_ema", None)
     return {"iter": it, "net_g": model.get_bare_model(model.net_g).state_dict(),
@@ -227,13 +234,13 @@ def _snapshot(model, it: int) -> dict:
             "schedulers": [s.state_dict() for s in model.schedulers], "rng": rng_state()}
 
 
-def _restore(model, state: dict, ranks: Ranks) -> int:
+def _restore(model: SRModel, state: dict, ranks: Ranks) -> int:
     model.get_bare_model(model.net_g).load_state_dict(state["net_g"])
     if state["net_g_ema"] is not None:
         model.net_g_ema.load_state_dict(state["net_g_ema"])
-    for optimizer, saved in zip(model.optimizers, state["optimizers"]):
+    for optimizer, saved in zip(model.optimizers, state["optimizers"], strict=True):
         optimizer.load_state_dict(saved)
-    for scheduler, saved in zip(model.schedulers, state["schedulers"]):
+    for scheduler, saved in zip(model.schedulers, state["schedulers"], strict=True):
         scheduler.load_state_dict(saved)
     if ranks.distributed:  # only rank 0's RNG was saved: the others continue from fresh seeds
         from basicsr.utils import set_random_seed
@@ -245,7 +252,7 @@ def _restore(model, state: dict, ranks: Ranks) -> int:
     return int(state["iter"])
 
 
-def _resumable_sampler(dataset, num_replicas: int, rank: int):
+def _resumable_sampler(dataset: Dataset, num_replicas: int, rank: int) -> EnlargedSampler:
     """BasicSR's EnlargedSampler (the same order, sharded by rank) that can skip ahead."""
     from basicsr.data.data_sampler import EnlargedSampler
 
@@ -262,7 +269,7 @@ class TrainingStep:
     """One optimisation step on BasicSR's model: its network, losses, optimiser and EMA, with
     what SRModel lacks: BF16 autocast, channels-last, the colour loss and gradient clipping."""
 
-    def __init__(self, model, knobs: dict) -> None:
+    def __init__(self, model: SRModel, knobs: dict) -> None:
         from components.model.losses import ChromaLoss, LookLoss
 
         self.model, self.knobs = model, knobs

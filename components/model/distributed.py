@@ -28,6 +28,9 @@ class Ranks:
         return self.world_size > 1
 
 
+ONE_PROCESS = Ranks()  # a run without torchrun
+
+
 def ranks_from_env() -> Ranks:
     env = os.environ
     return Ranks(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))

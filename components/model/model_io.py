@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from components.inference.tiling import BatchFn
 from components.model.curves_nafnet import CurvesNAFNet, kind_of
 from components.model.ensemble import Ensemble
 from components.model.nafnet_arch import NAFNet, use_local_pooling
@@ -69,7 +70,7 @@ def _network(params: dict, arch: dict, tlc_window: int) -> torch.nn.Module:
     return model.eval()
 
 
-def torch_runner(model: torch.nn.Module, device: str = "cpu"):
+def torch_runner(model: torch.nn.Module, device: str = "cpu") -> BatchFn:
     """A ``tiling.BatchFn`` running ``model`` without gradients."""
 
     @torch.inference_mode()

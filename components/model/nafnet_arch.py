@@ -134,12 +134,12 @@ class NAFNet(nn.Module):
         x = self._pad_to_multiple(inp)
         feat = self.intro(x)
         skips = []
-        for encoder, down in zip(self.encoders, self.downs):
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
             feat = encoder(feat)
             skips.append(feat)
             feat = down(feat)
         feat = self.middle_blks(feat)
-        for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+        for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips), strict=True):
             feat = decoder(up(feat) + skip)
         out = self.ending(feat) + x
         return out[:, :, :h, :w]

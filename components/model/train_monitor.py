@@ -41,7 +41,7 @@ def validation_hook(lmdb_dir: Path, cfg: TrainConfig, device: str) -> Callable[[
     import mlflow
 
     pairs = list(zip(itertools.islice(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"), cfg.val_images),
-                     itertools.islice(iter_lmdb(lmdb_dir / "val" / "gt.lmdb"), cfg.val_images)))
+                     itertools.islice(iter_lmdb(lmdb_dir / "val" / "gt.lmdb"), cfg.val_images), strict=True))
     spec = InferenceSpec(mode=cfg.mode, tiling=cfg.val_tiling, working_size=cfg.working_size)
 
     def on_validate(it: int, net: torch.nn.Module) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from components.registry.tracking import client as tracking_client
 from components.registry.tracking import RegistryUnavailable, state_dir, use_tracking
+from components.registry.tracking import client as tracking_client
 
 
 class NoModelError(RuntimeError):

@@ -32,7 +32,8 @@ EXPERIMENT = "champion-monitoring"
 def _record(model_name: str, result: dict) -> None:
     import mlflow
 
-    with mlflow.start_run(experiment_id=get_or_create_experiment(EXPERIMENT), run_name=f"champion-v{result['version']}"):
+    run_name = f"champion-v{result['version']}"
+    with mlflow.start_run(experiment_id=get_or_create_experiment(EXPERIMENT), run_name=run_name):
         mlflow.log_params({"version": result["version"], "data_version": result["data_version"]})
         mlflow.log_metrics({k: result[k] for k in ("psnr", "ssim", "drift_db")})
     client = tracking_client()

@@ -5,6 +5,11 @@ ignored), so one machine needs no server. Nothing happens at import time: caller
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +56,7 @@ def _store_uri() -> str:
     return uri
 
 
-def client():
+def client() -> MlflowClient:
     """An ``MlflowClient`` bound to the project's store by its arguments: it depends on no
     process-wide setting, so it is right whatever ran before it."""
     from mlflow import MlflowClient

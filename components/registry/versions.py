@@ -1,6 +1,12 @@
 """The model registry as people use it: list versions, move ``champion`` (gate-checked)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
 from components.config import RegistryConfig
 from components.registry.model_store import NOT_FOUND, ModelUnusable, check_version
 from components.registry.tracking import client as tracking_client
@@ -26,7 +32,7 @@ def promote(registry: RegistryConfig, version: str) -> str:
     return str(previous)
 
 
-def _version_or_refuse(client, model_name: str, version: str):
+def _version_or_refuse(client: MlflowClient, model_name: str, version: str) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -81,7 +87,7 @@ def challenger_summary(registry: RegistryConfig, version: str) -> dict:
     return summary
 
 
-def _flatten(tree, prefix: str = "") -> dict[str, object]:
+def _flatten(tree: object, prefix: str = "") -> dict[str, object]:
     if not isinstance(tree, dict):
         return {prefix: tree}
     flat: dict[str, object] = {}
