@@ -1,4 +1,4 @@
-"""Issue 5's done-when, in a project copy: the demo's model is served, the pipeline registers a
+"""Issue 5's done-when, in a project copy: a briefly trained model of the demo's recipe is served, the pipeline registers a
 second version in the other mode (tiled), ``brighthouse promote`` moves ``champion`` while requests are flowing, the
 server switches within its poll interval without one failed request; then the MLflow server
 (the UI's endpoint) moves it back, with the same result. On the way, version 2's page in the
@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import mlflow_server, tool_env
+from tests.deliveries import quick_run_params
 from tests.pipeline.conftest import dvc, registry, set_param
 from tests.pipeline.test_dvc_repro import check_seams
 from tests.serving.conftest import start_server
@@ -57,12 +58,12 @@ def post(base_url: str, body: bytes) -> tuple[int, str, float, bytes]:
     return r.status_code, r.headers.get("x-model-version", ""), start, r.content
 
 
-PERMISSIVE_GATE = (("max_regression_vs_champion_db", 10.0), ("min_psnr_gain_over_baseline", -2.0),
-                   ("max_blown_highlights", 1.0), ("max_cast_over_baseline", 10.0), ("max_contrast_over_identity", 10.0))
 
 
 def register_first_version(project) -> None:
-    """The demo's model: one global_view network over the preset."""
+    """The demo's recipe (one global_view network over the preset), briefly trained: this test
+    is about promotion; test_dvc_repro trains the demo's model in full and holds its gates."""
+    quick_run_params(project)
     first = dvc(project, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
@@ -71,15 +72,15 @@ def register_second_version(project) -> None:
     """Same data, cross-validated, the other mode, and three networks: the tiled fold models
     shipped as one ensemble (the demo's model is one global_view network over the preset), so
     promotions go from a single network to an ensemble and back.
-    The relative gates are widened: this test is about promotion, and a 300-iteration CPU
-    model's seed alone moves PSNR by tenths of a dB. The gates are tested in test_dvc_repro."""
+    Every gate is open, as for the first version, and against the champion too: this test is
+    about promotion; the gates are tested in test_dvc_repro."""
     for key, value in (("seed", 1), ("profile", "tiny")):
         set_param(project, "train", (key,), value)
     set_param(project, "lmdb", ("cross_validate_below",), 60)
     set_param(project, "train", ("ships",), "ensemble")
-    set_param(project, "train", ("fold_iterations",), 0)  # each fold model gets tiny's own 300
-    for key, value in PERMISSIVE_GATE:
-        set_param(project, "evaluate", ("gate", key), value)
+    # each fold model trains long enough for its tiles to meet without a seam (check_seams)
+    set_param(project, "train", ("fold_iterations",), 150)
+    set_param(project, "evaluate", ("gate", "max_regression_vs_champion_db"), 100.0)  # the rest: quick_run_params
     r = dvc(project, "repro")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 

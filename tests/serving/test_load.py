@@ -119,3 +119,46 @@ def test_a_photo_over_the_whole_budget_gets_413_saying_why(tmp_path, params, mlf
         gen.close()
     assert r.status_code == 413 and "1.9-megapixel" in r.json()["detail"]
     assert "serve.max_inflight_megapixels" in r.json()["detail"] and small.status_code == 200
+
+
+@pytest.mark.slow
+def test_during_a_promotion_a_global_view_request_does_not_wait_behind_tiled_tiles(tmp_path, params, mlflow_store):
+    """Each version has its own engine and batcher, so while the old (tiled) version finishes
+    its backlog, the new global-view version answers at once: it shares the CPU, not a queue."""
+    import torch
+    from mlflow import MlflowClient
+
+    from components.export import export_onnx
+    from components.model.nafnet_arch import NAFNet
+
+    torch.manual_seed(0)
+    export_onnx(NAFNet(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1]).eval(),
+                tmp_path / "net.onnx", opset=18)
+    tiling = {"tile": 64, "overlap": 8, "batch": 2}
+    register_onnx(params, tmp_path / "v1", tmp_path / "net.onnx", {"mode": "tiled", "tiling": tiling})
+    v2 = register_onnx(params, tmp_path / "v2", tmp_path / "net.onnx",
+                       {"mode": "global_view", "working_size": 128, "tiling": tiling})
+    gen = start_server(tmp_path, max_upload_mb=20, max_megapixels=2)
+    server = next(gen)
+    try:
+        body = gradient_png(900, 1200)
+        start = time.monotonic()
+        assert httpx.post(f"{server.base_url}/v1/enhance", content=body, timeout=300).status_code == 200
+        lone_tiled = time.monotonic() - start
+        tiled: list = []
+        backlog = threading.Thread(target=lambda: tiled.extend(send_all(server.base_url, [body] * 3, 0.0)))
+        backlog.start()
+        time.sleep(0.2)
+        MlflowClient().set_registered_model_alias("brighthouse", "champion", v2)
+        while httpx.get(f"{server.base_url}/v1/model").json()["version"] != v2:
+            time.sleep(0.1)
+        start = time.monotonic()
+        reply = httpx.post(f"{server.base_url}/v1/enhance", content=body, timeout=300)
+        global_view = time.monotonic() - start
+        still_running = backlog.is_alive()
+        backlog.join()
+    finally:
+        gen.close()
+    assert reply.status_code == 200 and reply.headers["x-model-version"] == v2
+    assert [t[0] for t in tiled] == [200] * 3
+    assert still_running and global_view < lone_tiled, (global_view, lone_tiled)

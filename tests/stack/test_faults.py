@@ -1,5 +1,6 @@
 """Faults on the stack, with the real services stopped: nothing registered twice, a clear error
 naming what failed, a bounded wait."""
+import signal
 import time
 import uuid
 
@@ -123,3 +124,62 @@ def test_a_data_version_pushed_while_the_object_store_is_down_stays_owed_and_is_
     assert "finishing it" in again.stderr and "new data version" in again.stdout, again.stdout + again.stderr
     assert not (project / ".brighthouse" / "data-version-owed.json").exists()
     assert "in sync" in stack.run("dvc", "status", "--cloud", "data.dvc", cwd=project).stdout
+
+
+def test_a_replica_keeps_serving_through_a_postgresql_restart_and_follows_a_later_promotion(stack, tmp_path):
+    """PostgreSQL (the registry's database) stopped and started under a running replica: requests
+    keep their answers from the loaded version, /readyz and /metrics show the problem while it
+    lasts and clear by themselves, and a promotion made afterwards is served."""
+    import io
+
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    from stack.stores import postgres_service
+    from tests.conftest import REPO
+    from tests.serving.conftest import start_server
+
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    params = quick_params(tmp_path, name)
+    for run in ("v1", "v2"):  # v1 champion, v2 registered
+        for _ in range(2):
+            stack.run("python", "-c", REGISTER, str(tmp_path / run), str(params), cwd=REPO)
+    settings = StackSettings.model_validate_json((stack.folder / "stack.json").read_text())
+    env = {k: v for k, v in stack.env.items() if k.startswith("MLFLOW_")}
+    box = tmp_path / "box"
+    box.mkdir()
+    gen = start_server(box, env={**env, "BRIGHTHOUSE_REGISTRY_MODEL_NAME": name})
+    server = next(gen)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(buf, "PNG")
+
+    def served_by() -> str:
+        reply = httpx.post(f"{server.base_url}/v1/enhance", content=buf.getvalue(), timeout=60)
+        assert reply.status_code == 200, reply.text
+        return reply.headers["x-model-version"]
+
+    def wait(what: str, check, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.5)
+
+    def problem() -> str | None:
+        return httpx.get(f"{server.base_url}/readyz", timeout=30).json().get("problem")
+
+    try:
+        assert served_by() == "1"
+        stop(stack.folder, "postgres", stop_signal=signal.SIGINT)
+        try:
+            wait("/readyz to show the registry problem", lambda: problem() is not None)
+            assert served_by() == "1"
+            assert "brighthouse_registry_up 0.0" in httpx.get(f"{server.base_url}/metrics").text
+        finally:
+            start(postgres_service(stack.folder, settings), stack.folder)
+        wait("the registry problem to clear", lambda: problem() is None)
+        stack.run("brighthouse", "promote", "2", "--params", str(params))
+        wait("the replica to serve version 2", lambda: served_by() == "2")
+    finally:
+        gen.close()
+    assert "Traceback" not in server.proc.stdout.read()
