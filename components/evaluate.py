@@ -19,14 +19,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from components.config import EvaluateConfig, InferenceSpec, RegistryConfig
 from components.data.lmdb_read import iter_lmdb
 from components.data.splits import SPLITS_FILE, SplitRecord, comparable_pairs, read_splits
 from components.evaluation.cross_validation import Fold, folds_of, score_folds
 from components.evaluation.gate import apply_gate
-from components.evaluation.perceptual import LpipsFn
 from components.evaluation.review import REVIEW_DATA, ReviewCollector
 from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
 from components.inference.modes import spec_from_metadata
@@ -34,6 +33,9 @@ from components.inference.tiling import BatchFn
 from components.model.presets import PRESET_FILE, Preset, fit_preset, read_preset
 from components.registry.tracking import file_md5
 from components.stage import StageFailed, run_stage, write_json
+
+if TYPE_CHECKING:
+    from components.evaluation.perceptual import LpipsFn
 
 log = logging.getLogger(__name__)
 TIMINGS = ("seconds_per_mp",)  # measured, so different on every run

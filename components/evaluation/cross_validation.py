@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from components.config import InferenceSpec
 from components.data.splits import FOLDS_DIR
-from components.evaluation.perceptual import LpipsFn
 from components.evaluation.scoring import PairObserver, Runner, score_split, val_pairs
 from components.inference.tiling import BatchFn
 from components.model.presets import PRESET_FILE, Preset, read_preset
+
+if TYPE_CHECKING:
+    from components.evaluation.perceptual import LpipsFn
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,11 +20,13 @@ from components.config import InferenceSpec
 from components.data.imageio import working_copy
 from components.data.lmdb_read import iter_lmdb
 from components.evaluation.metrics import ciede2000, psnr, ssim
-from components.evaluation.perceptual import LpipsFn
 from components.evaluation.retoucher import TargetLook
 from components.inference.modes import enhance
 from components.inference.tiling import BatchFn
 from components.model.presets import Preset
+
+if TYPE_CHECKING:
+    from components.evaluation.perceptual import LpipsFn
 
 log = logging.getLogger(__name__)
 PREVIEW_SIDE = 960  # px, long side of the worst-image previews kept for the report
