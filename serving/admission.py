@@ -27,10 +27,28 @@ from fastapi import HTTPException
 from serving.metrics import ServingMetrics
 
 # What one admitted megapixel costs the server on CPU, tiled or global_view, measured with
-# bench/serving_load.py: 10.5-11.6 MB one photo at a time, 14.3 MB with 16 at once (each thread
-# allocates from its own malloc arena). It is the upload decoded (3 bytes a pixel), the
-# edit (3), the reply's encoding and Pillow's copies. A budget in MB is this times the budget in MP.
-MB_PER_MEGAPIXEL = 15.0
+# bench/serving_load.py: 10-12 MB one photo at a time; 14.3 MB with 16 full-size photos at once
+# and 18.7 MB under Locust's mix of sizes (each thread allocates from its own malloc arena). It
+# is the upload decoded (3 bytes a pixel), the edit (3), the reply's encoding and Pillow's
+# copies. The memory a budget costs is this times the budget in MP.
+MB_PER_MEGAPIXEL = 19.0
+
+
+def give_freed_memory_back() -> None:
+    """Return the memory a finished request freed to the OS (glibc's ``malloc_trim``, all arenas).
+
+    glibc keeps freed blocks in per-thread heaps for reuse. Under concurrent load that left the
+    server's RSS near twice what the admitted megapixels hold; trimming once per request keeps
+    RSS near what requests hold now, at a small cost per photo. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        if name:
+            ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 @dataclass

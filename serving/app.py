@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from components.config import ServeConfig
 from components.registry.model_store import ModelUnusable, NoModelError, RegistryUnavailable, alias_version, fetch
-from serving.admission import PixelAdmission
+from serving.admission import PixelAdmission, give_freed_memory_back
 from serving.engine import Engine
 from serving.metrics import ServingMetrics
 from serving.uploads import ClientGone, ReceiveBudget, decode_upload, encode_reply, receive_upload, upload_megapixels
@@ -145,6 +145,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
             return Response(status_code=499)
         finally:
             metrics.latency.labels(status).observe(time.perf_counter() - start)
+            await run_in_threadpool(give_freed_memory_back)
 
     return app
 
