@@ -177,6 +177,9 @@ def test_a_replica_keeps_serving_through_a_postgresql_restart_and_follows_a_late
             assert "brighthouse_registry_up 0.0" in httpx.get(f"{server.base_url}/metrics").text
         finally:
             start(postgres_service(stack.folder, settings), stack.folder)
+            # Airflow's scheduler exits when its database goes away (a supervisor restarts it in
+            # production); `make stack` is idempotent and starts what is not running
+            stack.run("python", "-m", "stack", "up", timeout=300)
         wait("the registry problem to clear", lambda: problem() is None)
         stack.run("brighthouse", "promote", "2", "--params", str(params))
         wait("the replica to serve version 2", lambda: served_by() == "2")
