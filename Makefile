@@ -37,7 +37,7 @@ demo: install
 	@echo "Serve over HTTP:  .venv/bin/brighthouse serve   (POST an image to http://127.0.0.1:8000/v1/enhance)"
 
 test: install
-	ruff check components serving dags brighthouse stack
+	ruff check --no-cache components serving dags brighthouse stack
 	pytest
 
 test-fast: install
