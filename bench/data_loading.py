@@ -57,7 +57,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         make_pairs(Path(tmp), args.photos)
         split = Path(tmp) / "lmdb" / "train"
-        write_split(find_pairs(tmp), {"whole": split}, load_params().lmdb)
+        params = load_params()
+        write_split(find_pairs(tmp), {"whole": split}, params.lmdb, int(params.validate_.max_megapixels * 1e6))
         print("| crops_per_photo | patches/s (one process) |\n|---:|---:|")
         for crops in args.crops:
             print(f"| {crops} | {patches_per_second(split, args.patch, crops, args.items):.1f} |")

@@ -5,9 +5,9 @@ stage code: LMDB writing, training (BasicSR), ONNX export and the gate's scoring
 composite at full resolution. The tone-curve baseline is fitted on the same training folds.
 
     .venv/bin/python bench/kfold.py --set fivek_expertC --k 4 -S profile=cpu
-    .venv/bin/python bench/kfold.py --set fivek_expertC -S profile=cpu -S mode=tiled -S iterations=...
+    .venv/bin/python bench/kfold.py --set fivek_expertC -S profile=tiny -S inference.mode=tiled -S iterations=...
 
-``-S key=value`` overrides a params.yaml value (YAML): ``evaluate.transfer.radius=4``; keys
+``-S key=value`` overrides a params.yaml value (YAML): ``inference.transfer.radius=4``; keys
 without a section are the train section's. Prints one line per
 fold and the pooled means (over all images); ``--json`` writes the per-image rows, and
 ``--sheet`` a contact sheet (input | preset | output | target) of the worst and median photos,
@@ -51,7 +51,8 @@ def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path,
     else:
         dests = {out / "train": ("whole", set(train_ids)), out / "train_whole": ("whole_small", set(train_ids))}
     dests[out / "val"] = ("whole", set(val_ids))
-    write_layout([pairs[i] for i in train_ids + val_ids], dests, params.lmdb)
+    limit = int(params.validate_.max_megapixels * 1_000_000)
+    write_layout([pairs[i] for i in train_ids + val_ids], dests, params.lmdb, limit)
 
 
 def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> float | None:
@@ -59,10 +60,12 @@ def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> float | None:
     from components.evaluate import evaluate_folds
     from components.evaluation.cross_validation import folds_of
 
-    export = json.loads((work / "export" / "export.json").read_text())
-    if not export["members"]:
+    from components.records import EXPORT_RECORD, ExportRecord, read_record
+
+    export = read_record(ExportRecord, work / "export" / EXPORT_RECORD)
+    if not export.members:
         return None
-    folds = folds_of(lmdb_dir, work / "train", work / "export", export["members"])
+    folds = folds_of(lmdb_dir, work / "train", work / "export", export.members)
     gate = params.evaluate.model_copy(update={"compare_pooling": False})
     return evaluate_folds(folds, gate, spec, None)["psnr"]
 
@@ -110,7 +113,7 @@ def write_sheet(rows: list[dict], cells: dict, path: Path) -> None:
 
 
 def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
-    from components.evaluate import evaluate_model, fit_baseline, served_spec
+    from components.evaluate import evaluate_model, fit_baseline
     from components.export import ExportPaths, run_export
     from components.inference.onnx_session import ort_runner
     from components.train import TrainPaths, run_train
@@ -118,9 +121,8 @@ def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
     start = time.perf_counter()
     run_train(params.train, TrainPaths(lmdb_dir, work / "train"))
     train_s = time.perf_counter() - start
-    export = run_export(params.export.model_copy(update={"fp16": False}), ExportPaths(work / "train", lmdb_dir,
-                                                                                       work / "export"))
-    spec = served_spec(params.evaluate, export["view"])
+    run_export(params.export.model_copy(update={"fp16": False}), ExportPaths(work / "train", lmdb_dir, work / "export"))
+    spec = params.inference
     gate = params.evaluate.model_copy(update={"compare_pooling": False})
     sheet = SheetCollector(fit_baseline(lmdb_dir))
     result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, sheet.preset,

@@ -177,6 +177,7 @@ def make_project(dest: Path, remote: Path, iterations: int, profile: str) -> Pat
             shutil.copy2(REPO / rel, dest / rel)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["train"]["profile"] = profile
+    params["inference"]["mode"] = params["train"]["profiles"][profile].get("for_mode", params["inference"]["mode"])
     params["train"]["profiles"][profile].update(iterations=iterations, val_every=0, checkpoint_every=0)
     # the customer's scale is a val split; its smallest settings (CI's 5 pairs) take the same path
     params["lmdb"]["cross_validate_below"] = 0

@@ -160,12 +160,12 @@ def locust(server: Server, photos: Path, out: Path, stages: str, mix: str) -> di
 
 def setup_models(tmp: Path) -> dict[str, str]:
     """mode -> registered version."""
-    profiles = yaml.safe_load((REPO / "params.yaml").read_text())["train"]["profiles"]
-    tiling = {"tile": 256, "overlap": 32, "batch": 4}
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    profiles = raw["train"]["profiles"]
     versions = {}
     for i, (mode, profile) in enumerate((("tiled", "tiny"), ("global_view", "cpu"))):
         export_width32(tmp / f"{mode}.onnx", 1, profiles[profile]["arch"])
-        inference = {"mode": mode, "tiling": tiling, "working_size": profiles["cpu"].get("working_size", 384)}
+        inference = {**raw["inference"], "mode": mode}
         versions[mode] = register(tmp / f"{mode}.onnx", inference, tmp / f"v{i}")
     return versions
 

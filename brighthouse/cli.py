@@ -22,7 +22,7 @@ def data_validate(folder: Path, params: Path = PARAMS,
                   ) -> None:
     """Check every pair in FOLDER: files, pixel formats, orientation, sizes, alignment, duplicates."""
     from components.data.pair_suite import format_failures, validate_folder, write_reports
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     try:
         result = validate_folder(folder, load_params(params).validate_, confined=True)  # as `data add` reads it
@@ -51,8 +51,8 @@ def data_add(
     from components.data.data_version import PushFailed, version_data, version_owed
     from components.data.ingest import IngestError, ingest, remove_ingested
     from components.data.pair_suite import format_failures
+    from components.errors import StageFailed
     from components.registry.tracking import state_dir
-    from components.stage import StageFailed
 
     state, say = state_dir(), (lambda msg: typer.echo(msg, err=True))
     owed_before = version_owed(state)

@@ -57,12 +57,17 @@ class TransferConfig(_Section):
     strip_rows: int = Field(256, gt=0)   # full-resolution rows per step: bounds memory, not the result
 
 
+Mode = Literal["tiled", "global_view"]
+
+
 class InferenceSpec(_Section):
-    """How a model turns a full-resolution photo into its edit: recorded with every model
-    version, and the only input evaluation and serving take (components/inference/modes.py)."""
-    mode: Literal["tiled", "global_view"] = "tiled"
+    """How a model turns a full-resolution photo into its edit: params.yaml's ``inference``
+    section, handed whole to train (its in-training validation), export (its check of the served
+    composite) and evaluate (the gate), recorded with every version, and the only input serving
+    takes (components/inference/modes.py). The mode has no default: a spec names it."""
+    mode: Mode
     tiling: TilingConfig = TilingConfig()
-    working_size: int = Field(512, gt=0)  # global_view: long side of the copy the network sees
+    working_size: int = Field(384, gt=0)  # global_view: long side of the copy the network sees
     transfer: TransferConfig = TransferConfig()
 
     @property
@@ -73,8 +78,8 @@ class InferenceSpec(_Section):
 
 class TrainConfig(_Section):
     arch: ArchConfig = ArchConfig()
-    mode: Literal["tiled", "global_view"] = "tiled"  # how the model sees a photo (components/inference/modes.py)
-    working_size: int = Field(512, gt=0)             # global_view: long side the network sees when serving
+    inference: InferenceSpec                         # params.yaml's one spec (the mode this model learns)
+    for_mode: Mode | None = None                     # a profile's recipe suits this inference mode only
     tone_prior: bool = False                         # NAFNet on top of tone curves fitted on the train pairs
     min_crop: float = Field(0.7, gt=0, le=1)         # global_view: smallest crop side (fraction) of a photo
     exposure_stops: float = Field(0.0, ge=0)         # global_view: input exposure jitter, +- stops
@@ -104,8 +109,7 @@ class TrainConfig(_Section):
     pretrained: str = ""                             # checkpoint to start from, e.g. NAFNet-SIDD-width32.pth
     checkpoint_every: int = Field(0, ge=0)           # iterations between resumable states; 0 = none
     val_every: int = Field(0, ge=0)                  # iterations between validation + sample triptychs
-    val_images: int = Field(2, gt=0)                 # val images scored (full resolution, tiled)
-    val_tiling: TilingConfig = Field(default_factory=lambda: TilingConfig(tile=512, overlap=32, batch=2))
+    val_images: int = Field(2, gt=0)                 # val images scored at full resolution, as served
     experiment: str = "brighthouse"
     # Named sets of values (tiny: CPU/CI; GPU classes) under the section's own keys, which win:
     # `dvc exp run -S train.profile=h100` switches profile, `-S train.iterations=50` tweaks it.
@@ -121,6 +125,14 @@ class TrainConfig(_Section):
         if data["profile"] not in profiles:
             raise ValueError(f"train.profile '{data['profile']}' is not one of train.profiles: {sorted(profiles)}")
         return {**profiles[data["profile"]], **data}
+
+    @model_validator(mode="after")
+    def _recipe_suits_the_mode(self) -> TrainConfig:
+        if self.for_mode and self.for_mode != self.inference.mode:
+            raise ValueError(f"train.profile '{self.profile}' is a {self.for_mode} recipe but inference.mode is "
+                             f"{self.inference.mode}: set inference.mode: {self.for_mode}, or choose a profile "
+                             f"for {self.inference.mode}")
+        return self
 
     @model_validator(mode="after")
     def _whole_photos_per_batch(self) -> TrainConfig:
@@ -161,14 +173,15 @@ class ReviewConfig(_Section):
 
 class EvaluateConfig(_Section):
     registry: RegistryConfig = RegistryConfig()  # whose champion a new model must not regress against
-    tiling: TilingConfig = TilingConfig()        # tiled models
-    transfer: TransferConfig = TransferConfig()  # global_view models
+    inference: InferenceSpec                     # what the gate scores: the model as served
     compare_pooling: bool = True     # also score the other pooling (TLC vs global) to measure TLC
+    variant_pairs: int = Field(8, ge=0)  # val pairs the FP16 ONNX and the other pooling are scored on; 0 = all
     review: ReviewConfig = ReviewConfig()
     gate: GateConfig = GateConfig()
 
 
 class ExportConfig(_Section):
+    inference: InferenceSpec               # the served composite export checks against PyTorch
     opset: int = 18
     tlc: bool = False                      # local pooling in channel attention (TLC), baked into the ONNX
     tlc_scale: float = Field(1.5, gt=0)    # TLC window = this x the training patch size
@@ -200,11 +213,13 @@ class ServeConfig(_Section):
     upload_timeout_s: float = Field(60, gt=0)   # a body not fully arrived by then: 408, connection closed
 
 
-SHARED_SECTIONS = {"registry": ("evaluate", "register", "serve")}  # section -> the sections it is handed to
+# section -> the sections it is handed to
+SHARED_SECTIONS = {"registry": ("evaluate", "register", "serve"), "inference": ("train", "export", "evaluate")}
 
 
 class Params(_Section):
     registry: RegistryConfig
+    inference: InferenceSpec
     validate_: ValidateConfig = Field(alias="validate")
     lmdb: LmdbConfig
     train: TrainConfig
@@ -218,7 +233,7 @@ class Params(_Section):
     @model_validator(mode="before")
     @classmethod
     def _share_sections(cls, data: object) -> object:
-        """Give each user of a shared section (``registry``) that one section, and refuse a
+        """Give each user of a shared section (``registry``, ``inference``) that one section, and refuse a
         copy of it set inside a user's own section: it would be a second home."""
         if not isinstance(data, dict):
             return data

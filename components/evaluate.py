@@ -14,25 +14,29 @@ With a champion, the same pass also gathers the challenger-vs-champion review (`
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
+
 from components.config import EvaluateConfig, InferenceSpec, RegistryConfig
-from components.data.lmdb_read import iter_lmdb
+from components.data.lmdb_read import iter_pairs
 from components.data.splits import SPLITS_FILE, SplitRecord, comparable_pairs, read_splits
+from components.errors import StageFailed
 from components.evaluation.cross_validation import Fold, folds_of, score_folds
 from components.evaluation.gate import apply_gate
 from components.evaluation.review import REVIEW_DATA, ReviewCollector
+from components.evaluation.runtime_variants import variant_results, variant_runners
 from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
 from components.inference.modes import spec_from_metadata
 from components.inference.tiling import BatchFn
 from components.model.presets import PRESET_FILE, Preset, fit_preset, read_preset
+from components.records import EXPORT_RECORD, ExportRecord, read_record, write_json
 from components.registry.tracking import file_md5
-from components.stage import StageFailed, run_stage, write_json
+from components.stage import run_stage
 
 if TYPE_CHECKING:
     from components.evaluation.perceptual import LpipsFn
@@ -50,10 +54,13 @@ class EvaluatePaths:
     out: Path
 
 
-def served_spec(cfg: EvaluateConfig, view: dict) -> InferenceSpec:
-    """The model's mode and working size (from its checkpoint) with this section's tiling and
-    transfer: what the gate scores, and what the version records for serving."""
-    return InferenceSpec(**view, tiling=cfg.tiling, transfer=cfg.transfer)
+def exported_spec(cfg: EvaluateConfig, export: ExportRecord, export_json: Path) -> InferenceSpec:
+    """params.yaml's inference spec, which export checked the ONNX under: what the gate scores,
+    and what the version records for serving. An export made under another spec is refused."""
+    if export.inference != cfg.inference:
+        raise StageFailed(f"{export_json} was exported under inference {export.inference.model_dump()}, but "
+                          f"params.yaml says {cfg.inference.model_dump()}: run export again (dvc repro)")
+    return cfg.inference
 
 
 def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, preset: Preset | None = None,
@@ -62,7 +69,7 @@ def evaluate_model(run_batch: BatchFn, lmdb_dir: Path, cfg: EvaluateConfig, pres
                    others: tuple[Runner, ...] = (), on_pair: PairObserver | None = None) -> dict:
     """Score ``run_batch`` on the val split and gate it, in one streaming pass that also scores
     ``others`` (champion, other pooling, FP16) on each pair; ``extra`` adds their labels."""
-    spec = spec or served_spec(cfg, {"mode": "tiled"})
+    spec = spec or cfg.inference
     rows, worst = score_split(val_pairs(lmdb_dir), Runner("served", run_batch, spec), others, preset, lpips_fn,
                               keep_worst=WORST, on_pair=on_pair)
     baseline = {} if preset is None else {"baseline": preset.kind, **{f"baseline_loo_psnr_{k}": v
@@ -108,43 +115,10 @@ def champion_runner(registry: RegistryConfig, split: SplitRecord) -> tuple[Runne
     return runner, {"champion_version": ref.version, "champion_mode": spec.mode, "champion_pairs": len(pairs)}
 
 
-def variant_runners(cfg: EvaluateConfig, paths: EvaluatePaths, spec: InferenceSpec) -> tuple[list[Runner], dict]:
-    """Measured, not gated: the same weights with the other channel-attention pooling (TLC's
-    effect, in PyTorch), and the FP16 ONNX (its loss decides whether it ships)."""
-    from components.inference.onnx_session import ort_runner
-    from components.model.model_io import load_model, torch_runner
-
-    export = json.loads((paths.export / "export.json").read_text())
-    runners, info = [], {}
-    if cfg.compare_pooling:
-        served, other = export["pooling"], "global" if export["pooling"] == "tlc" else "tlc"
-        model = load_model(paths.train / "model.pth", tlc_window=export["tlc_window"] if other == "tlc" else 0)
-        runners.append(Runner(f"{other}_pooling", torch_runner(model), spec))
-        info.update(pooling=served, tlc_window=export["tlc_window"])
-    if export.get("fp16_onnx"):
-        runners.append(Runner("fp16", ort_runner(paths.export / export["fp16_onnx"]), spec))
-    return runners, info
-
-
-def variant_results(result: dict, cfg: EvaluateConfig) -> dict:
-    out = {}
-    other = next((k for k in result if k.endswith("_pooling_psnr")), None)
-    if other:
-        out["tlc_gain_db"] = (1 if result["pooling"] == "tlc" else -1) * (result["psnr"] - result[other])
-        log.info("TLC gain %.3f dB (served pooling: %s)", out["tlc_gain_db"], result["pooling"])
-    if "fp16_psnr" in result:
-        loss = result["psnr"] - result["fp16_psnr"]
-        log.info("FP16 ONNX loses %.4f dB (limit %s dB)", loss, cfg.gate.max_fp16_loss_db)
-        out.update(fp16_loss_db=loss, fp16_ok=loss <= cfg.gate.max_fp16_loss_db)
-    return out
-
-
 def fit_baseline(lmdb_dir: Path) -> Preset:
     """The strongest cheap preset on the train pairs, fitted afresh (train writes the same one
     beside the weights: ``read_preset``)."""
-    pairs = zip((img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "lq.lmdb")),
-                (img for _, img in iter_lmdb(lmdb_dir / "train_whole" / "gt.lmdb")), strict=True)
-    return fit_preset(pairs)
+    return fit_preset((lq, gt) for _, lq, gt in iter_pairs(lmdb_dir / "train_whole"))
 
 
 def _log_to_run(run_id: str, result: dict, report: Path) -> None:
@@ -188,8 +162,8 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     use_tracking()
     run_id = training_run(paths.train)
     lpips_fn, lpips_note = lpips_scorer()
-    export = json.loads((paths.export / "export.json").read_text())
-    spec = served_spec(cfg, export.get("view", {"mode": "tiled"}))
+    export = read_record(ExportRecord, paths.export / EXPORT_RECORD)
+    spec = exported_spec(cfg, export, paths.export / EXPORT_RECORD)
     split = _stage_input(read_splits, paths.lmdb / SPLITS_FILE)
     champion, extra = champion_runner(cfg.registry, split)
     review = ReviewCollector(cfg.review) if champion else None
@@ -206,7 +180,8 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     return {k: result[k] for k in ("psnr", "ssim", "baseline_psnr", "identity_psnr", "gate_passed")}
 
 
-def score_and_gate(cfg: EvaluateConfig, paths: EvaluatePaths, export: dict, spec: InferenceSpec, split: SplitRecord,
+def score_and_gate(cfg: EvaluateConfig, paths: EvaluatePaths, export: ExportRecord, spec: InferenceSpec,
+                   split: SplitRecord,
                    champion: Runner | None, extra: dict, lpips_fn: LpipsFn | None,
                    review: ReviewCollector | None) -> dict:
     """The gate's pass (val split, or each fold model on its own fold) and the served model's
@@ -214,20 +189,20 @@ def score_and_gate(cfg: EvaluateConfig, paths: EvaluatePaths, export: dict, spec
     cross-validation runs on every pair: they compare runtimes of one model, not its quality."""
     from components.inference.onnx_session import ort_runner
 
-    variants, info = variant_runners(cfg, paths, spec)
+    variants, info = variant_runners(cfg, paths.lmdb, paths.train, paths.export, spec)
     served = ort_runner(paths.export / "model.onnx")
     if split.cross_validated:
-        folds = _stage_input(folds_of, paths.lmdb, paths.train, paths.export, export.get("members", []))
+        folds = _stage_input(folds_of, paths.lmdb, paths.train, paths.export, export.members)
         result = evaluate_folds(folds, cfg, spec, champion, lpips_fn, {**extra, **info}, on_pair=review)
         runtime_rows, _ = score_split(val_pairs(paths.lmdb), Runner("served", served, spec), variants)
-        runtime = {**summarize(runtime_rows), **info}
     else:
         preset = _stage_input(read_preset, paths.train / PRESET_FILE)
         result = evaluate_model(served, paths.lmdb, cfg, preset, lpips_fn, {**extra, **info}, spec,
                                 tuple(([champion] if champion else []) + variants), on_pair=review)
-        runtime = result
-    result.update(variant_results(runtime, cfg), served_val_psnr=runtime["psnr"], validation=split.scheme,
-                  runtime_loss_limit_db=cfg.gate.max_fp16_loss_db)
+        runtime_rows = result["per_image"]
+    result.update(variant_results(runtime_rows, info.get("pooling"), cfg), validation=split.scheme,
+                  served_val_psnr=float(np.mean([r["psnr"] for r in runtime_rows])),
+                  max_fp16_loss_db=cfg.gate.max_fp16_loss_db)
     return result
 
 

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.config import ExportConfig
+from components.config import ExportConfig, InferenceSpec
 from components.data.lmdb_read import iter_lmdb
 from components.data.splits import FOLDS_DIR, fold_dirs
+from components.errors import StageFailed
 from components.inference.onnx_session import ort_runner, ort_session
 from components.model.ensemble import Ensemble
 from components.model.model_io import checkpoint_view, load_model, tlc_window, torch_runner
-from components.stage import StageFailed, run_stage, write_json
+from components.records import EXPORT_RECORD, ExportRecord, write_record
+from components.stage import run_stage
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -95,13 +97,11 @@ def compare(model: torch.nn.Module, onnx_path: Path, inputs: dict[str, np.ndarra
     return diffs
 
 
-def composite_diff(model: torch.nn.Module, onnx_path: Path, lmdb_dir: Path, view: dict) -> float:
+def composite_diff(model: torch.nn.Module, onnx_path: Path, lmdb_dir: Path, spec: InferenceSpec) -> float:
     """Max |onnxruntime - PyTorch| of the whole served composite (network at working size, then
     the transfer) on the first val photo at full resolution: what the gate scores and serving sends."""
-    from components.config import InferenceSpec
     from components.inference.modes import enhance
 
-    spec = InferenceSpec(**view)
     photo = next(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"))[1]
     expected = enhance(photo, torch_runner(model), spec)
     return float(np.abs(enhance(photo, ort_runner(onnx_path), spec) - expected).max())
@@ -134,7 +134,16 @@ def export_members(cfg: ExportConfig, paths: ExportPaths, inputs: dict[str, np.n
     return members, diffs
 
 
-def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
+def check_trained_for(checkpoint: Path, spec: InferenceSpec) -> None:
+    """A model learns one mode (tiles or the whole photo): refuse to ship it under the other."""
+    trained = checkpoint_view(checkpoint)["mode"]
+    if trained != spec.mode:
+        raise StageFailed(f"{checkpoint} was trained for inference.mode={trained}, but params.yaml says "
+                          f"{spec.mode}: run train again (dvc repro)")
+
+
+def run_export(cfg: ExportConfig, paths: ExportPaths) -> ExportRecord:
+    check_trained_for(paths.train / "model.pth", cfg.inference)
     window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
     model = load_model(paths.train / "model.pth", tlc_window=window if cfg.tlc else 0)
     onnx_path = paths.out / "model.onnx"
@@ -143,16 +152,14 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> dict:
     diffs = compare(model, onnx_path, inputs)
     members, member_diffs = export_members(cfg, paths, inputs)
     diffs.update(member_diffs)
-    view = checkpoint_view(paths.train / "model.pth")
-    if view["mode"] == "global_view":
-        diffs["composite"] = composite_diff(model, onnx_path, paths.lmdb, view)
-    result = {"onnx": str(onnx_path), "max_abs_diff": diffs, "atol": cfg.atol, "opset": cfg.opset,
-              "pooling": "tlc" if cfg.tlc else "global", "tlc_window": window, "fp16_onnx": None, "view": view,
-              "members": members, "networks": len(model.members) if isinstance(model, Ensemble) else 1}
-    if cfg.fp16:
-        fp16_path, fp16_diffs = export_fp16(onnx_path, model, inputs)
-        result.update(fp16_onnx=fp16_path.name, fp16_max_abs_diff=fp16_diffs)
-    write_json(paths.out / "export.json", result)
+    if cfg.inference.mode == "global_view":
+        diffs["composite"] = composite_diff(model, onnx_path, paths.lmdb, cfg.inference)
+    fp16_path, fp16_diffs = export_fp16(onnx_path, model, inputs) if cfg.fp16 else (None, None)
+    result = ExportRecord(onnx=str(onnx_path), inference=cfg.inference, max_abs_diff=diffs, atol=cfg.atol,
+                          opset=cfg.opset, pooling="tlc" if cfg.tlc else "global", tlc_window=window,
+                          fp16_onnx=fp16_path.name if fp16_path else None, fp16_max_abs_diff=fp16_diffs,
+                          members=members, networks=len(model.members) if isinstance(model, Ensemble) else 1)
+    write_record(paths.out / EXPORT_RECORD, result)
     worst = max(diffs.values())
     if worst > cfg.atol:
         raise StageFailed(f"onnxruntime differs from PyTorch by {worst:.2e} > atol {cfg.atol:.1e}: {diffs}")

@@ -38,7 +38,9 @@ from components.config import LmdbConfig
 from components.data.imageio import decode_image, working_copy
 from components.data.pairs import Pair, find_pairs
 from components.data.splits import FOLDS_DIR, SPLITS_FILE, SplitRecord, lmdb_key, make_split
-from components.stage import StageFailed, run_stage, write_json
+from components.errors import StageFailed
+from components.records import write_json
+from components.stage import run_stage
 
 log = logging.getLogger(__name__)
 MAP_SIZE = 1 << 40  # virtual reservation only; LMDB files grow to what is written
@@ -67,12 +69,12 @@ def stored_bytes(source: bytes, rgb: np.ndarray, level: int) -> bytes:
     return encode_png(rgb, level)
 
 
-def pair_records(pair: Pair, cfg: LmdbConfig, layouts: tuple[str, ...]) -> dict[str, Record]:
+def pair_records(pair: Pair, cfg: LmdbConfig, layouts: tuple[str, ...], max_pixels: int) -> dict[str, Record]:
     """One pair, decoded once, as a record per layout: ``whole`` (full size, its own bytes where
     they decode exactly) and ``whole_small`` (``lmdb.whole_photo_side``, PNG); runs in a worker."""
     sources = pair.input.read_bytes(), pair.target.read_bytes()
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
-    lq, gt = (decode_image(data, str(path), flatten_alpha=True).rgb
+    lq, gt = (decode_image(data, str(path), max_pixels, flatten_alpha=True).rgb
               for data, path in zip(sources, (pair.input, pair.target), strict=True))
     if lq.shape != gt.shape:
         raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
@@ -121,13 +123,16 @@ class PairedLmdbWriter:
         self.tmp.rename(self.out)
 
 
-def write_layout(pairs: list[Pair], dests: dict[Path, tuple[str, set[str]]], cfg: LmdbConfig) -> dict[Path, int]:
-    """Decode each pair once and write its ``layout`` record (``pair_records``) into every
-    folder of ``dests`` (folder -> (layout, pair ids)) whose ids hold it; images per folder."""
+def write_layout(pairs: list[Pair], dests: dict[Path, tuple[str, set[str]]], cfg: LmdbConfig,
+                 max_pixels: int) -> dict[Path, int]:
+    """Decode each pair once (refusing more than ``max_pixels``, validation's limit) and write its
+    ``layout`` record (``pair_records``) into every folder of ``dests`` (folder -> (layout, pair
+    ids)) whose ids hold it; images per folder."""
     workers, layouts = cfg.workers or os.cpu_count() or 1, tuple(sorted({layout for layout, _ in dests.values()}))
     writers = {out: PairedLmdbWriter(out, cfg.png_compression) for out in dests}
     with ProcessPoolExecutor(workers) as pool:
-        jobs = pool.map(pair_records, pairs, [cfg] * len(pairs), [layouts] * len(pairs))
+        n = len(pairs)
+        jobs = pool.map(pair_records, pairs, [cfg] * n, [layouts] * n, [max_pixels] * n)
         for pair, records in zip(pairs, tqdm(jobs, total=len(pairs), desc="lmdb", unit="pair"), strict=True):
             for out, (layout, ids) in dests.items():
                 if pair.pair_id in ids:
@@ -137,11 +142,11 @@ def write_layout(pairs: list[Pair], dests: dict[Path, tuple[str, set[str]]], cfg
     return {out: len(writer.meta) for out, writer in writers.items()}
 
 
-def write_split(pairs: list[Pair], outs: dict[str, Path], cfg: LmdbConfig) -> dict[str, int]:
+def write_split(pairs: list[Pair], outs: dict[str, Path], cfg: LmdbConfig, max_pixels: int) -> dict[str, int]:
     """Write ``pairs`` into one LMDB pair per layout (``outs``: layout -> folder), decoding
     each pair once; returns the images written per layout."""
     ids = {p.pair_id for p in pairs}
-    counts = write_layout(pairs, {out: (layout, ids) for layout, out in outs.items()}, cfg)
+    counts = write_layout(pairs, {out: (layout, ids) for layout, out in outs.items()}, cfg, max_pixels)
     return {layout: counts[out] for layout, out in outs.items()}
 
 
@@ -160,26 +165,32 @@ def layout_destinations(split: SplitRecord, out: Path) -> dict[Path, tuple[str, 
     return dests
 
 
-def accepted_pairs(data: Path, report: Path) -> list[Pair]:
-    """The pairs validation accepted; quarantined ones stay in ``data`` but are not used."""
-    accepted = set(json.loads(report.read_text(encoding="utf-8"))["accepted"])
+def accepted_pairs(data: Path, report: Path) -> tuple[list[Pair], int]:
+    """The pairs validation accepted (quarantined ones stay in ``data`` but are not used), and
+    the pixel limit it accepted them under (``validate.max_megapixels``, its one home)."""
+    record = json.loads(report.read_text(encoding="utf-8"))
+    limit = record.get("policy", {}).get("max_megapixels")
+    if "accepted" not in record or limit is None:
+        raise StageFailed(f"{report} is not a validation report of this version (no accepted pairs or pixel "
+                          "limit): run the validate stage again")
+    accepted = set(record["accepted"])
     pairs = [p for p in find_pairs(data) if p.pair_id in accepted]
     missing = accepted - {p.pair_id for p in pairs}
     if missing:
         raise StageFailed(f"{report} accepts pairs that are not in {data}: {sorted(missing)[:5]}; "
                           "run the validate stage again")
-    return pairs
+    return pairs, int(limit * 1_000_000)
 
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:
-    pairs = accepted_pairs(paths.data, paths.report)
+    pairs, max_pixels = accepted_pairs(paths.data, paths.report)
     try:
         split = make_split([p.pair_id for p in pairs], cfg.val_fraction, cfg.min_train_share,
                            cfg.cross_validate_below, cfg.folds)
     except ValueError as exc:
         raise StageFailed(str(exc)) from exc
     shutil.rmtree(paths.out / FOLDS_DIR, ignore_errors=True)  # a hash split has none; CV rewrites them
-    counts = write_layout(pairs, layout_destinations(split, paths.out), cfg)
+    counts = write_layout(pairs, layout_destinations(split, paths.out), cfg, max_pixels)
     write_json(paths.out / SPLITS_FILE, split.model_dump())
     log.info("%s split: %d pairs train, %d scored%s", split.scheme, len(split.train), len(split.val),
              f" out of fold ({len(split.folds)} folds)" if split.folds else "")

@@ -1,7 +1,8 @@
 """Stage ``register``: the gated ONNX model becomes a version in the MLflow registry.
 
-The version carries lineage tags (data version from data.dvc, git commit, dvc.lock hash,
-metrics, gate result) and the alias ``challenger``. If the registry has no ``champion`` yet,
+The version carries lineage tags (``components/registry/lineage.py``: the commit and whether
+the code differed from it, the data version, each upstream stage's inputs as dvc.lock records
+them; metrics, gate result) and the alias ``challenger``. If the registry has no ``champion`` yet,
 the first model gets that alias too, so a fresh install can serve at once; after that,
 people promote by moving ``champion`` (MLflow UI or ``brighthouse promote``). Writes
 ``registered.json`` (version, aliases, run) and ``model.json`` (what was registered), which
@@ -15,26 +16,25 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-import hashlib
 import json
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from components.config import InferenceSpec, RegisterConfig
 from components.data.splits import SPLITS_FILE, read_splits
+from components.errors import StageFailed
 from components.evaluation.review import REVIEW_DATA
 from components.evaluation.scoring import mean_psnr, val_pairs
 from components.inference.tensorrt_engine import build_engine, tensorrt_runner, unavailable_reason
+from components.records import EXPORT_RECORD, ExportRecord, read_record, write_json
+from components.registry.lineage import lineage_tags
 from components.registry.tracking import RegistryUnavailable, file_md5, registry_calls, training_run, use_tracking
 from components.registry.tracking import client as tracking_client
-from components.stage import StageFailed, run_stage, write_json
+from components.stage import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +48,8 @@ class RegisterPaths:
     lmdb: Path  # its val split scores a TensorRT engine before it may ship
 
 
-def data_version(dvc_file: Path = Path("data.dvc")) -> str:
-    if not dvc_file.exists():
-        return "unknown"
-    out = yaml.safe_load(dvc_file.read_text())["outs"][0]
-    return out.get("md5") or out.get("hash", "unknown")
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "none"
-
-
-def lineage_tags(metrics: dict, run_id: str) -> dict[str, str]:
-    tags = {"data_version": data_version(), "git_commit": git_commit(),
-            "dvc_lock_sha256": file_sha256(Path("dvc.lock")), "params_sha256": file_sha256(Path("params.yaml")),
-            "run_id": run_id, "gate": "passed" if metrics["gate_passed"] else "failed"}
+def version_tags(metrics: dict, run_id: str, lineage: dict[str, str]) -> dict[str, str]:
+    tags = {**lineage, "run_id": run_id, "gate": "passed" if metrics["gate_passed"] else "failed"}
     tags.update({f"val_{k}": f"{metrics[k]:.4f}" for k in ("psnr", "ssim", "identity_psnr")})
     folds = metrics.get("folds") or []
     tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics['images']} pairs: every pair trained "
@@ -105,7 +82,7 @@ def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]
     fp16_extra = [("fp16", paths.export / "model_fp16.onnx")] if fp16_ok else []
     return [("config", paths.train / "basicsr_options.yml"), ("config", Path("params.yaml")),
             ("evaluation", paths.evaluate / "report.html"), ("evaluation", paths.evaluate / "metrics.json"),
-            ("export", paths.export / "export.json"), *fp16_extra]
+            ("export", paths.export / EXPORT_RECORD), *fp16_extra]
 
 
 def engine_val_loss_db(onnx_path: Path, workdir: Path, profile: dict, paths: RegisterPaths, metrics: dict) -> float:
@@ -131,7 +108,7 @@ def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, pr
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for a failed TensorRT build
         log.error("TensorRT engine build failed; registering without one: %s", exc)
         return [], {"failed": str(exc)}
-    limit = metrics["runtime_loss_limit_db"]
+    limit = metrics["max_fp16_loss_db"]
     if built["val_loss_db"] > limit:
         why = (f"the FP16 engine loses {built['val_loss_db']:.3f} dB on the val split, over the "
                f"{limit} dB limit (evaluate.gate.max_fp16_loss_db)")
@@ -151,17 +128,19 @@ def _versions(client: MlflowClient, name: str) -> list:
 def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> tuple[str, dict]:
     """Log and register the ONNX with its extras (and any TensorRT engine); (version, engine)."""
 
-    export = json.loads((paths.export / "export.json").read_text())
+    export = read_record(ExportRecord, paths.export / EXPORT_RECORD)
     try:
         split = read_splits(paths.lmdb / SPLITS_FILE)
     except (FileNotFoundError, ValueError) as exc:
         raise StageFailed(str(exc)) from exc
-    inference = metrics.get("inference") or {"mode": "tiled", "tiling": metrics["tiling"]}
+    if "inference" not in metrics:
+        raise StageFailed(f"{paths.evaluate / 'metrics.json'} records no inference spec: run evaluate again")
+    inference = metrics["inference"]
     # train_pairs: a later gate compares this version only on pairs it did not train on
     metadata = {"tiling": metrics["tiling"], "inference": inference, "input": "float32 NCHW RGB in [0,1]",
-                "pooling": export["pooling"], "tlc_window": export["tlc_window"],
+                "pooling": export.pooling, "tlc_window": export.tlc_window,
                 "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db"),
-                "validation": split.scheme, "networks": export.get("networks", 1),
+                "validation": split.scheme, "networks": export.networks,
                 "train_pairs": split.train}
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,7 +221,10 @@ def _register(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: 
         version, engine = str(same_run[0].version), {"skipped": "registered by an earlier attempt"}
     else:
         version, engine = register_new_version(cfg, paths, metrics, run_id)
-    for key, value in lineage_tags(metrics, run_id).items():
+    lineage, stages = lineage_tags(Path.cwd())
+    write_json(paths.out / "lineage" / "stages.json", stages)
+    client.log_artifact(run_id, str(paths.out / "lineage" / "stages.json"), "lineage")
+    for key, value in version_tags(metrics, run_id, lineage).items():
         client.set_model_version_tag(reg.model_name, version, key, value)
     aliases = [reg.challenger_alias]
     if cfg.first_is_champion and reg.champion_alias not in client.get_registered_model(reg.model_name).aliases:

@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from components.config import Params, load_params
+from components.errors import StageFailed
 
 P = TypeVar("P")
-
-
-class StageFailed(RuntimeError):
-    """A stage ran correctly and its verdict is 'no' (bad data, failed gate)."""
 
 
 def parse_paths(paths_cls: type[P], argv: Sequence[str] | None) -> tuple[P, Path]:
@@ -56,6 +55,8 @@ def run_stage(
     except StageFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
+    if isinstance(result, BaseModel):  # a typed record: printed as it is written
+        result = result.model_dump(mode="json")
     if result is not None:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -21,15 +21,26 @@ from pathlib import Path
 
 from components.config import TrainConfig
 from components.data.lmdb_read import lmdb_shapes
+from components.data.photo_crops import check_patch_fits
 from components.data.splits import FOLDS_DIR, fold_dirs
+from components.errors import StageFailed
+from components.evaluation.train_monitor import progress_line, validation_hook
 from components.model import basicsr_adapter
-from components.model.distributed import Ranks, init_distributed, shutdown
+from components.model.distributed import Ranks, init_distributed, resolve_device, shutdown
+from components.model.losses import check_vgg_weights
 from components.model.model_io import save_checkpoint, save_ensemble
 from components.model.presets import PRESET_FILE, Preset, fit_preset
-from components.model.train_monitor import progress_line, validation_hook
 from components.model.train_state import fingerprint, load_state, save_atomic
-from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment, state_dir, use_tracking
-from components.stage import StageFailed, run_stage, write_json
+from components.records import write_json
+from components.registry.tracking import (
+    MODEL_MD5_TAG,
+    file_md5,
+    flatten,
+    get_or_create_experiment,
+    state_dir,
+    use_tracking,
+)
+from components.stage import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -40,35 +51,27 @@ class TrainPaths:
     out: Path
 
 
-def _flatten(prefix: str, value: object) -> dict:
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            out.update(_flatten(f"{prefix}.{k}" if prefix else k, v))
-        return out
-    return {prefix: value}
-
-
 def check_patches_fit(lmdb_dir: Path, patch: int) -> None:
-    """BasicSR stops mid-run on an image smaller than the patch; fail before training."""
-    small = [k for k, (h, w, _) in lmdb_shapes(lmdb_dir / "train" / "gt.lmdb").items() if min(h, w) < patch]
-    if small:
-        raise StageFailed(f"{len(small)} training photos are smaller than train.patch_size={patch} "
-                          f"(e.g. {', '.join(small[:3])}): lower the patch size")
+    """The loader would stop mid-run on a photo smaller than the patch; fail before training."""
+    root = lmdb_dir / "train" / "gt.lmdb"
+    try:
+        check_patch_fits(lmdb_shapes(root), root, patch)
+    except ValueError as exc:
+        raise StageFailed(str(exc)) from exc
 
 
 def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
     """What would otherwise fail minutes into training, checked before it starts."""
-    if cfg.mode == "tiled":
+    if cfg.inference.mode == "tiled":
         check_patches_fit(paths.lmdb, cfg.patch_size)
     elif not (paths.lmdb / "train_whole" / "gt.lmdb" / "meta_info.txt").is_file():
-        raise StageFailed(f"{paths.lmdb} has no train_whole/ (whole photos for train.mode=global_view): "
+        raise StageFailed(f"{paths.lmdb} has no train_whole/ (whole photos for inference.mode=global_view): "
                           "run the lmdb stage again (dvc repro lmdb)")
     if cfg.pretrained and not Path(cfg.pretrained).is_file():
         raise StageFailed(f"train.pretrained: {cfg.pretrained} does not exist")
     if cfg.perceptual_weight > 0:
         try:
-            basicsr_adapter.check_vgg_weights()
+            check_vgg_weights()
         except FileNotFoundError as exc:
             raise StageFailed(str(exc)) from exc
 
@@ -76,13 +79,11 @@ def check_inputs(cfg: TrainConfig, paths: TrainPaths) -> None:
 def fitted_preset(lmdb_dir: Path) -> Preset:
     """The strongest cheap preset on the training pairs (whole photos at ``lmdb.whole_photo_side``):
     the gate's baseline, and the prior a ``tone_prior`` model starts from."""
-    from components.data.lmdb_read import iter_lmdb
+    from components.data.lmdb_read import iter_pairs
 
     split = lmdb_dir / "train_whole"
     split = split if split.is_dir() else lmdb_dir / "train"  # an LMDB from before global_view
-    pairs = zip((img for _, img in iter_lmdb(split / "lq.lmdb")), (img for _, img in iter_lmdb(split / "gt.lmdb")),
-                strict=True)
-    preset = fit_preset(pairs)
+    preset = fit_preset((lq, gt) for _, lq, gt in iter_pairs(split))
     log.info("preset fitted on the train pairs: %s (leave-one-out PSNR: %s)", preset.kind,
              ", ".join(f"{k} {v:.2f} dB" for k, v in preset.loo_psnr.items()) or "one pair")
     return preset
@@ -93,7 +94,7 @@ def network_prior(cfg: TrainConfig, preset: Preset) -> dict | None:
     tiles, whose own histograms say nothing of the photo's, so it takes the preset's curves."""
     if not cfg.tone_prior:
         return None
-    kind = preset.kind if cfg.mode == "global_view" else "curves"
+    kind = preset.kind if cfg.inference.mode == "global_view" else "curves"
     return preset.model_copy(update={"kind": kind}).model_dump(exclude={"loo_psnr"})
 
 
@@ -103,7 +104,7 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
     folds, into ``out/folds/<i>/``: the gate scores them. What ships (``train.ships``) is one
     model on every pair (``full``) or the fold models averaged (``ensemble``)."""
     check_inputs(cfg, paths)
-    device = basicsr_adapter.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     ranks = init_distributed(device)
     try:
         folds = fold_dirs(paths.lmdb)
@@ -161,7 +162,7 @@ def _ensemble_run(cfg: TrainConfig, k: int) -> str:
 
     use_tracking()
     with mlflow.start_run(experiment_id=get_or_create_experiment(cfg.experiment)) as run:
-        mlflow.log_params(_flatten("train", cfg.model_dump(mode="json", exclude={"profiles"})))
+        mlflow.log_params(flatten(cfg.model_dump(mode="json", exclude={"profiles"}), "train"))
         mlflow.set_tags({"brighthouse.ensemble": f"{k} fold models"})
     return run.info.run_id
 
@@ -199,7 +200,7 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
     run_args = {"run_id": resume["run_id"]} if resume else {"experiment_id": get_or_create_experiment(cfg.experiment)}
     device, start = "cuda" if opt["num_gpu"] else "cpu", time.perf_counter()
     with mlflow.start_run(**run_args) as run:
-        mlflow.log_params(_flatten("train", cfg.model_dump(mode="json", exclude={"profiles"})))
+        mlflow.log_params(flatten(cfg.model_dump(mode="json", exclude={"profiles"}), "train"))
         mlflow.set_tags({"device": device, "world_size": ranks.world_size,
                          "precision": opt["brighthouse"]["precision"], **{k: v for k, v in tags.items() if v}})
         hooks = _hooks(cfg, paths, run.info.run_id, state_path, resume, device)
@@ -207,7 +208,7 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
         seconds = time.perf_counter() - start
         mlflow.log_metric("train/seconds", seconds)
         save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size,
-                        {"mode": cfg.mode, "working_size": cfg.working_size})
+                        {"mode": cfg.inference.mode, "working_size": cfg.inference.working_size})
         mlflow.set_tag(MODEL_MD5_TAG, file_md5(paths.out / "model.pth"))
         mlflow.log_artifact(str(paths.out / "basicsr_options.yml"), artifact_path="config")
         mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")

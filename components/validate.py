@@ -12,7 +12,8 @@ from pathlib import Path
 
 from components.config import ValidateConfig
 from components.data.pair_suite import format_failures, validate_folder, write_reports
-from components.stage import StageFailed, run_stage
+from components.errors import StageFailed
+from components.stage import run_stage
 
 log = logging.getLogger(__name__)
 

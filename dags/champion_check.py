@@ -2,7 +2,7 @@
 
 ``champion`` ends the run cleanly when none is registered yet; ``lmdb`` brings the split up to
 date (``dvc repro lmdb``, validate included); the check scores the registered ONNX with its
-recorded tiling (``components/registry/monitor.py``). DVC holds a repo lock, so if a retraining
+recorded inference spec (``components/champion_check.py``). DVC holds a repo lock, so if a retraining
 run is busy the first task waits through its retries.
 """
 from __future__ import annotations
@@ -39,9 +39,9 @@ def lmdb() -> dict:
 def champion_check() -> dict:
     from pathlib import Path
 
+    from components.champion_check import reevaluate_champion
     from components.config import load_params
     from components.pipeline import enter_project
-    from components.registry.monitor import reevaluate_champion
     from components.registry.tracking import state_dir
 
     enter_project()

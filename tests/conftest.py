@@ -109,6 +109,11 @@ def params():
     return load_params(REPO / "params.yaml")
 
 
+def in_mode(train, mode: str, **spec):
+    """``train`` (a TrainConfig) with its inference spec in ``mode`` (and ``spec``'s other keys)."""
+    return train.model_copy(update={"inference": train.inference.model_copy(update={"mode": mode, **spec})})
+
+
 def shared_or_skip(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
@@ -137,6 +142,16 @@ def make_affine_onnx(path: Path, scale: float, offset: float) -> Path:
     return path
 
 
+FAKE_INFERENCE = {"mode": "tiled", "tiling": {"tile": 64, "overlap": 8, "batch": 2}}
+
+
+def fake_spec():
+    """The inference spec ``fake_stage_outputs`` exports and evaluates under."""
+    from components.config import InferenceSpec
+
+    return InferenceSpec(**FAKE_INFERENCE)
+
+
 def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: bool = True,
                        inference: dict | None = None) -> dict[str, Path]:
     """What train/evaluate/export leave behind, for testing register on its own."""
@@ -145,6 +160,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     import mlflow
 
     from components.model.presets import Preset
+    from components.records import EXPORT_RECORD, ExportRecord, write_record
     from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
 
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register", "lmdb")}
@@ -160,15 +176,17 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     metrics = {"psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "gate_passed": gate_passed,
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
                "tiling": {"tile": 64, "overlap": 8, "batch": 2},
-               "inference": inference or {"mode": "tiled", "tiling": {"tile": 64, "overlap": 8, "batch": 2}},
-               "runtime_loss_limit_db": 0.05, "served_val_psnr": 25.0, "images": 2}
+               "inference": inference or FAKE_INFERENCE,
+               "max_fp16_loss_db": 0.05, "served_val_psnr": 25.0, "images": 2}
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
     # the split of ``pair_folder`` (hash split: p08 and p11 held out)
     ids = [f"p{i:02d}" for i in range(12)]
     (dirs["lmdb"] / "splits.json").write_text(json.dumps({"scheme": "hash", "train": [i for i in ids if i not in (
         "p08", "p11")], "val": ["p08", "p11"]}))
     make_affine_onnx(dirs["export"] / "model.onnx", scale, offset)
-    (dirs["export"] / "export.json").write_text(json.dumps({"pooling": "global", "tlc_window": 96}))
+    write_record(dirs["export"] / EXPORT_RECORD, ExportRecord(
+        onnx=str(dirs["export"] / "model.onnx"), inference=fake_spec(), max_abs_diff={}, atol=1e-3, opset=18,
+        pooling="global", tlc_window=96, members=[], networks=1))
     return dirs
 
 
@@ -182,7 +200,7 @@ def lmdb_paths(folder: Path, out: Path, accepted: list[str] | None = None):
     report = out.parent / f"{out.name}-validate.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     ids = accepted if accepted is not None else [p.pair_id for p in find_pairs(folder)]
-    report.write_text(json.dumps({"accepted": ids}))
+    report.write_text(json.dumps({"accepted": ids, "policy": {"max_megapixels": 60}}))
     return LmdbPaths(folder, report, out)
 
 

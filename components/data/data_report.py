@@ -6,15 +6,13 @@ an MLflow run or opened from a DVC cache without the images beside it.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from components.data.imageio import ImageError, read_image
+from components.data.imageio import ImageError, jpeg_data_uri, read_image
 
 THUMB = 192  # px, long side
 
@@ -27,9 +25,7 @@ def embed_jpeg(rgb: np.ndarray, max_side: int = THUMB, alt: str = "") -> str:
     """An <img> tag holding ``rgb`` (uint8 HxWx3) scaled to ``max_side``, inline as base64 JPEG."""
     img = Image.fromarray(rgb)
     img.thumbnail((max_side, max_side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
-    return f'<img alt="{html.escape(alt)}" src="data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="{html.escape(alt)}" src="{jpeg_data_uri(np.asarray(img))}">'
 
 
 def thumbnail(path: str | None) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from components.stage import write_json
+from components.records import write_json
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,6 @@ def version_data(data_dir: Path, repo: Path, state_dir: Path) -> str:
     """``dvc add`` the dataset and ``dvc push`` it when a default remote exists, then clear
     the debt; returns the data version (its md5). Safe to repeat after a crash at any point:
     both commands skip what is already done."""
-    import yaml
 
     with ingest_lock(state_dir):
         _dvc(repo, "add", "-q", str(data_dir))
@@ -122,4 +121,15 @@ def version_data(data_dir: Path, repo: Path, state_dir: Path) -> str:
         if remote.returncode == 0 and remote.stdout.strip():
             _push(repo, f"{data_dir}.dvc", remote.stdout.strip())
         (state_dir / OWED).unlink(missing_ok=True)
-    return yaml.safe_load((repo / f"{data_dir}.dvc").read_text())["outs"][0]["md5"]
+    return data_version(repo / f"{data_dir}.dvc")
+
+
+def data_version(dvc_file: Path) -> str:
+    """The md5 of the data that ``dvc_file`` (``data.dvc``) records: the data version."""
+    import yaml
+
+    try:
+        outs = yaml.safe_load(dvc_file.read_text())["outs"][0]
+        return str(outs["md5"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{dvc_file} does not record a data version ({exc!r}): dvc add the data folder") from None

@@ -17,7 +17,8 @@ from pathlib import Path
 from components.config import ValidateConfig
 from components.data.confine import unsafe_id
 from components.data.ingest import IngestError, ingest
-from components.stage import StageFailed, write_json
+from components.errors import StageFailed
+from components.records import write_json
 
 log = logging.getLogger(__name__)
 COMPLETE = "DELIVERY_COMPLETE"

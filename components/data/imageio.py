@@ -155,11 +155,6 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_a
     return decode_image(data, str(path), max_pixels, flatten_alpha, upright)
 
 
-def decode_rgb(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode bytes to an upright HxWx3 uint8 RGB array; alpha is refused."""
-    return decode_image(data, name, max_pixels).rgb
-
-
 def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, flatten_alpha: bool = False) -> np.ndarray:
     return read_image(path, max_pixels, flatten_alpha).rgb
 
@@ -175,6 +170,13 @@ def encode(image: np.ndarray, fmt: str = "PNG", quality: int = 95, icc: bytes | 
         kwargs["exif"] = exif
     Image.fromarray(image).save(buf, format=fmt.upper(), **kwargs)
     return buf.getvalue()
+
+
+def jpeg_data_uri(image: np.ndarray, quality: int = 85) -> str:
+    """RGB uint8 as an inline ``data:`` JPEG, for pages that must travel as one file."""
+    import base64
+
+    return "data:image/jpeg;base64," + base64.b64encode(encode(image, "JPEG", quality)).decode()
 
 
 def working_copy(image: np.ndarray, long_side: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from components.data.imageio import ImageError, load_rgb
 from components.data.pair_checks import dhash
 from components.data.pair_suite import format_failures, validate_folder, write_reports
 from components.data.pairs import ManifestError, Pair, find_pairs
-from components.stage import write_json
+from components.records import write_json
 
 log = logging.getLogger(__name__)
 

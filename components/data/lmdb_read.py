@@ -26,9 +26,12 @@ def iter_lmdb(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         env.close()
 
 
-def read_lmdb(path: Path) -> dict[str, np.ndarray]:
-    """All images of a BasicSR LMDB as RGB float32 in [0, 1], keyed as in meta_info.txt."""
-    return dict(iter_lmdb(path))
+def iter_pairs(split: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(key, input, target) of a split folder's ``lq.lmdb``/``gt.lmdb``, one pair at a time."""
+    for (key, lq), (key_gt, gt) in zip(iter_lmdb(split / "lq.lmdb"), iter_lmdb(split / "gt.lmdb"), strict=True):
+        if key != key_gt:
+            raise ValueError(f"{split}: input {key} is paired with target {key_gt}; run the lmdb stage again")
+        yield key, lq, gt
 
 
 def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:

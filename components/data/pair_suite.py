@@ -13,7 +13,8 @@ from components.config import ValidateConfig
 from components.data.data_report import write_html_report
 from components.data.pair_table import measure_pairs
 from components.data.pairs import ManifestError, find_pairs
-from components.stage import StageFailed, write_json
+from components.errors import StageFailed
+from components.records import write_json
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -78,7 +79,8 @@ def validate_folder(folder: Path, cfg: ValidateConfig, known: dict[str, int] | N
     bad = [{"pair_id": row.pair_id, "input": row.input, "target": row.target, "unread": not row.safe,
             "reasons": failures[row.pair_id], "detail": "; ".join(row.detail)}
            for row in df[df.pair_id.isin(failures)].itertuples()]
-    return {"folder": str(folder), "policy": {"modes": cfg.modes, "on_failure": cfg.on_failure},
+    return {"folder": str(folder), "policy": {"modes": cfg.modes, "on_failure": cfg.on_failure,
+                                                   "max_megapixels": cfg.max_megapixels},
             "pairs": len(df), "failed": len(bad), "failures": bad,
             "accepted": sorted(set(df.pair_id) - set(failures)),
             "notes": {row.pair_id: row.notes for row in df.itertuples() if row.notes},

@@ -35,6 +35,14 @@ def random_patch(lq: np.ndarray, gt: np.ndarray, size: int) -> tuple[np.ndarray,
     return lq.astype(np.float32) / 255.0, gt.astype(np.float32) / 255.0
 
 
+def check_patch_fits(shapes: dict[str, tuple[int, int, int]], root: Path, size: int) -> None:
+    """Every photo (key -> shape, as in ``root``'s meta_info) can give a ``size`` px patch."""
+    small = [k for k, (h, w, _) in shapes.items() if min(h, w) < size]
+    if small:
+        raise ValueError(f"{len(small)} training photos in {root} are smaller than the {size} px patch "
+                         f"(train.patch_size; e.g. {', '.join(small[:3])}): lower train.patch_size")
+
+
 class PhotoCropDataset:
     """A torch-style dataset over a whole-photo LMDB pair (BasicSR's layout): item ``i`` is
     ``crops_per_photo`` patches of photo ``i``, as ``(crops, 3, size, size)`` tensors; the
@@ -44,10 +52,7 @@ class PhotoCropDataset:
     def __init__(self, opt: dict) -> None:
         self.pairs = LmdbPairs(Path(opt["dataroot_lq"]), Path(opt["dataroot_gt"]))
         self.size, self.crops = int(opt["gt_size"]), int(opt.get("crops_per_photo", 1))
-        small = [k for k, (h, w, _) in self.pairs.shapes.items() if min(h, w) < self.size]
-        if small:
-            raise ValueError(f"{len(small)} training photos in {self.pairs.roots['gt']} are smaller than the "
-                             f"{self.size} px patch (e.g. {', '.join(small[:3])}): lower train.patch_size")
+        check_patch_fits(self.pairs.shapes, self.pairs.roots["gt"], self.size)
 
     def __len__(self) -> int:
         return len(self.pairs.keys)

@@ -65,7 +65,7 @@ def hash_split(ids: list[str], val_fraction: float, min_train_share: float = 0.7
     highest-hash candidates train instead), and val gets at least one pair (the lowest hash)."""
     ranked = sorted(ids, key=lambda i: (split_bucket(i), i))
     most_val = max(1, int(len(ids) * (1 - min_train_share) + 1e-9))
-    val = set([i for i in ranked if split_bucket(i) < val_fraction][:most_val] or ranked[:1])
+    val = set([i for i in ranked if split_of(i, val_fraction) == "val"][:most_val] or ranked[:1])
     return {"train": [i for i in ids if i not in val], "val": [i for i in ids if i in val]}
 
 

@@ -17,12 +17,14 @@ OVERALL = ("psnr", "ssim", "ciede2000_mean", "ciede2000_p95", "lpips", "blown_hi
            "baseline", "baseline_psnr", "baseline_ciede2000_mean", "baseline_blown_highlights",
            "baseline_contrast_error", "baseline_cast", "identity_psnr", "identity_blown_highlights",
            "identity_contrast_error", "identity_cast", "champion_psnr", "psnr_on_champion_pairs", "champion_pairs",
-           "served_val_psnr", "seconds_per_mp")
+           "served_val_psnr", "tlc_gain_db", "fp16_loss_db", "variant_pairs", "seconds_per_mp")
 CHECKS = ("<p>What a retoucher checks, against each target: <b>blown_highlights</b>, the share of pixels "
           "clipped where the target kept detail (clients ask for under 0.001); <b>contrast_error</b>, how far "
           "the luminance spread (L* p95 - p5) is from the target's; <b>cast</b>, the tint (CIELAB) on the "
           "surfaces the retoucher left near-white. <b>baseline</b> is the strongest cheap preset fitted on the "
-          "train pairs; <b>identity</b> is the untouched input.</p>")
+          "train pairs; <b>identity</b> is the untouched input. <b>tlc_gain_db</b> and <b>fp16_loss_db</b> compare "
+          "runtimes of the served weights (the other pooling, the FP16 ONNX) on the first <b>variant_pairs</b> "
+          "val pairs (<code>evaluate.variant_pairs</code>).</p>")
 
 
 def _cell(value: object) -> str:
@@ -37,7 +39,7 @@ def render(result: dict, worst: list[tuple[str, np.ndarray, np.ndarray, np.ndarr
     rows = "".join("<tr>" + f"<td>{html.escape(r['image'])}</td>" + "".join(
         f"<td>{_cell(r.get(c, '-'))}</td>" for c in COLUMNS) + "</tr>" for r in result["per_image"])
     overall = "".join(f"<tr><td>{k}</td><td>{_cell(result[k])}</td></tr>" for k in OVERALL if k in result)
-    mode = result.get("inference", {}).get("mode", "tiled")
+    mode = result["inference"]["mode"]
     parts = [f"<!doctype html><meta charset='utf-8'><title>brighthouse evaluation</title><style>{STYLE}</style>",
              f"<h1>Evaluation: gate {html.escape(verdict)}</h1>",
              f"<h2>Overall ({result['images']} val images, full resolution, {html.escape(mode)} as served)</h2>",

@@ -10,15 +10,13 @@ that difference, and full-resolution crops where it is largest. Memory is bounde
 """
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from components.config import ReviewConfig
-from components.data.imageio import working_copy
+from components.data.imageio import jpeg_data_uri, working_copy
 from components.evaluation.metrics import ciede2000, ciede2000_map, psnr
 from components.evaluation.retoucher import TargetLook
 from components.inference.tiling import to_uint8
@@ -26,14 +24,6 @@ from components.inference.tiling import to_uint8
 CHALLENGER, CHAMPION = "served", "champion"  # the scoring runners' names
 REVIEW_DATA = "review.json"  # evaluate writes it beside metrics.json; register renders it
 HEAT_MAX_DE = 10.0  # CIEDE2000 at which the heatmap saturates (white); 1 is just noticeable
-
-
-def jpeg_data_uri(rgb: np.ndarray, quality: int = 85) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(rgb) if rgb.dtype != np.uint8 else rgb).save(buf, "JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def heat_colours(de: np.ndarray) -> np.ndarray:
@@ -94,9 +84,9 @@ class ReviewCollector:
 
     def _images(self, small: dict, diff: np.ndarray, full: tuple, scale: float) -> dict:
         top, left, h, w = largest_difference_box(diff, scale, full[0].shape[:2], self.cfg.crop_side)
-        crops = {name: jpeg_data_uri(img[top:top + h, left:left + w], 90)
+        crops = {name: jpeg_data_uri(to_uint8(img[top:top + h, left:left + w]), 90)
                  for name, img in zip(("input", "champion", "challenger", "target"), full, strict=True)}
-        return {"previews": {name: jpeg_data_uri(img) for name, img in small.items()},
+        return {"previews": {name: jpeg_data_uri(to_uint8(img)) for name, img in small.items()},
                 "heatmap": jpeg_data_uri(heat_colours(diff), 90), "crops": crops, "crop_box": [top, left, h, w]}
 
     def result(self) -> dict:

@@ -24,7 +24,8 @@ document.querySelectorAll('input.slider').forEach(function (s) {
   s.addEventListener('input', show); show();
 });
 """
-LINEAGE = ("data_version", "git_commit", "run_id", "dvc_lock_sha256", "params_sha256", "gate", "val_psnr", "val_ssim")
+LINEAGE = ("data_version", "git_commit", "code_modified", "run_id", "stage_train", "stage_evaluate", "gate", "val_psnr",
+           "val_ssim")
 
 
 def _e(value: object) -> str:

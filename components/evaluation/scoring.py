@@ -18,7 +18,7 @@ import numpy as np
 
 from components.config import InferenceSpec
 from components.data.imageio import working_copy
-from components.data.lmdb_read import iter_lmdb
+from components.data.lmdb_read import iter_pairs
 from components.evaluation.metrics import ciede2000, psnr, ssim
 from components.evaluation.retoucher import TargetLook
 from components.inference.modes import enhance
@@ -52,11 +52,7 @@ PairObserver = Callable[[str, np.ndarray, np.ndarray, dict, dict[str, tuple[np.n
 
 def val_pairs(lmdb_dir: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(key, input, target) of the val split, decoded one pair at a time."""
-    inputs, targets = iter_lmdb(lmdb_dir / "val" / "lq.lmdb"), iter_lmdb(lmdb_dir / "val" / "gt.lmdb")
-    for (key, lq), (key_gt, gt) in zip(inputs, targets, strict=True):
-        if key != key_gt:
-            raise ValueError(f"{lmdb_dir}: val input {key} is paired with target {key_gt}")
-        yield key, lq, gt
+    return iter_pairs(lmdb_dir / "val")
 
 
 def score_image(out: np.ndarray, gt: np.ndarray, lq: np.ndarray, preset: Preset | None = None,

@@ -16,16 +16,8 @@ import numpy as np
 
 from components.config import InferenceSpec
 from components.data.imageio import working_copy
-from components.inference.tiling import BatchFn, enhance_tiled
+from components.inference.tiling import BatchFn, enhance_tiled, to_uint8
 from components.inference.transfer import transfer_edit
-
-
-def as_uint8(image: np.ndarray) -> np.ndarray:
-    """Photos are 8-bit; evaluation holds them as float in [0, 1]. Rounding back makes both
-    callers shrink exactly the same pixels."""
-    if image.dtype == np.uint8:
-        return image
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def run_whole(rgb: np.ndarray, run_batch: BatchFn) -> np.ndarray:
@@ -38,7 +30,7 @@ def run_whole(rgb: np.ndarray, run_batch: BatchFn) -> np.ndarray:
 
 def enhance_global_view(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec,
                         out_dtype: type = np.float32) -> np.ndarray:
-    photo = as_uint8(image)
+    photo = to_uint8(image)
     small = working_copy(photo, spec.working_size).astype(np.float32) / 255.0
     edited = np.clip(run_whole(small, run_batch), 0.0, 1.0)
     t = spec.transfer
@@ -57,7 +49,8 @@ def enhance(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec, out_dtyp
 
 
 def spec_from_metadata(metadata: dict) -> InferenceSpec:
-    """The spec a model version was evaluated with; versions from before the modes were tiled."""
-    if "inference" in metadata:
-        return InferenceSpec(**metadata["inference"])
-    return InferenceSpec(mode="tiled", tiling=metadata["tiling"])
+    """The spec a model version was evaluated with (register records it); never a guessed mode."""
+    if "inference" not in metadata:
+        raise ValueError("the version records no inference spec (registered before brighthouse recorded one): "
+                         "register it again from its pipeline run")
+    return InferenceSpec(**metadata["inference"])

@@ -131,4 +131,8 @@ def enhance_tiled(image: np.ndarray, run_batch: BatchFn, tile: int, overlap: int
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float [0, 1] to 8-bit, rounded (a uint8 photo passes as it is): photos are 8-bit and
+    evaluation holds them as float, so every caller rounds the same pixels the same way."""
+    if image.dtype == np.uint8:
+        return image
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

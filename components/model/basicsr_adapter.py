@@ -20,9 +20,10 @@ import yaml
 from components.config import TrainConfig
 from components.data.photo_crops import PhotoCropDataset
 from components.data.whole_photo_data import WholePhotoDataset
-from components.model.curves_nafnet import register_curves_nafnet
-from components.model.distributed import ONE_PROCESS, Ranks, check_ranks_agree
-from components.model.nafnet_arch import register_nafnet
+from components.model.curves_nafnet import CurvesNAFNet
+from components.model.distributed import ONE_PROCESS, Ranks, check_ranks_agree, resolve_precision
+from components.model.losses import check_vgg_weights
+from components.model.nafnet_arch import NAFNet
 from components.model.train_state import rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
 
 log = logging.getLogger(__name__)
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
 def _whole_photo_dataset(cfg: TrainConfig, lmdb_dir: Path) -> dict:
@@ -69,7 +69,8 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
     """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
     ``prior`` (a fitted preset: kind, curves, target quantiles) puts it in front of NAFNet
     (``CurvesNAFNet``)."""
-    train_ds = _photo_crop_dataset(cfg, lmdb_dir) if cfg.mode == "tiled" else _whole_photo_dataset(cfg, lmdb_dir)
+    tiled = cfg.inference.mode == "tiled"
+    train_ds = _photo_crop_dataset(cfg, lmdb_dir) if tiled else _whole_photo_dataset(cfg, lmdb_dir)
     return {
         "name": "brighthouse", "model_type": "SRModel", "scale": 1, "is_train": True,
         "num_gpu": 1 if device == "cuda" else 0, "dist": ranks.distributed, "rank": ranks.rank,
@@ -107,20 +108,6 @@ def _perceptual(cfg: TrainConfig) -> dict:
                                "perceptual_weight": cfg.perceptual_weight, "style_weight": 0.0}}
 
 
-def check_vgg_weights() -> None:
-    """BasicSR's perceptual loss gets VGG19 from torchvision, which downloads it when it is not
-    cached; offline that fails deep inside training. Say which file is missing, up front."""
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if not cache.is_file():
-        raise FileNotFoundError(f"train.perceptual_weight > 0 needs the VGG19 weights {VGG19_FILE} in "
-                                f"{cache.parent} (torchvision's cache; set TORCH_HOME to move it), or set "
-                                "train.perceptual_weight: 0")
-
-
-def resolve_precision(requested: str, device: str) -> str:
-    return ("bf16" if device == "cuda" else "fp32") if requested == "auto" else requested
-
-
 def save_options(opt: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding="utf-8")
@@ -143,9 +130,7 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = ONE_PROCESS) -> tuple[tor
     from basicsr.models import build_model
     from basicsr.utils import set_random_seed
 
-    register_nafnet()
-    register_curves_nafnet()
-    _register_datasets()
+    register_with_basicsr()
     if opt["train"].get("perceptual_opt"):
         check_vgg_weights()
     set_random_seed(opt["manual_seed"])  # the same initial weights on every rank
@@ -166,12 +151,15 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = ONE_PROCESS) -> tuple[tor
     return net.cpu().eval(), check_ranks_agree(net, ranks)
 
 
-def _register_datasets() -> None:
-    from basicsr.utils.registry import DATASET_REGISTRY
+def register_with_basicsr() -> None:
+    """Our networks and datasets in BasicSR's registries (idempotent; explicit, not import-time)."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 
-    for dataset in (PhotoCropDataset, WholePhotoDataset):
-        if dataset.__name__ not in DATASET_REGISTRY:
-            DATASET_REGISTRY.register(dataset)
+    for registry, classes in ((ARCH_REGISTRY, (NAFNet, CurvesNAFNet)),
+                              (DATASET_REGISTRY, (PhotoCropDataset, WholePhotoDataset))):
+        for cls in classes:
+            if cls.__name__ not in registry:
+                registry.register(cls)
 
 
 def _loader(opt: dict, ranks: Ranks) -> tuple[DataLoader, EnlargedSampler]:
@@ -301,12 +289,3 @@ class TrainingStep:
         if m.ema_decay > 0:
             m.model_ema(decay=m.ema_decay)
         m.log_dict = {k: float(v.detach()) for k, v in losses.items()}
-
-
-def resolve_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    return requested
-

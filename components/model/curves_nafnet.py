@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from components.model.baseline import LEVELS
 from components.model.nafnet_arch import NAFNet
-
-LEVELS = 256
 
 
 class ToneCurves(nn.Module):
@@ -108,11 +107,3 @@ def kind_of(mix: torch.Tensor) -> str:
     """The preset kind a saved ``mix`` buffer stands for."""
     values = tuple(round(float(v), 3) for v in mix)
     return next(kind for kind, m in MIXES.items() if m == values)
-
-
-def register_curves_nafnet() -> None:
-    """Register in BasicSR's ARCH_REGISTRY (idempotent; explicit, not import-time)."""
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    if "CurvesNAFNet" not in ARCH_REGISTRY:
-        ARCH_REGISTRY.register(CurvesNAFNet)

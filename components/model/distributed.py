@@ -69,3 +69,15 @@ def check_ranks_agree(net: torch.nn.Module, ranks: Ranks) -> list[str]:
     if len(set(digests)) != 1:
         raise RuntimeError(f"DDP ranks ended with different weights: {digests}")
     return digests
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return requested
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    return ("bf16" if device == "cuda" else "fp32") if requested == "auto" else requested

@@ -11,6 +11,8 @@ so a washed-out output costs even where no single pixel is far off.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,3 +50,16 @@ class LookLoss(nn.Module):
 
         (pl, pc), (tl, tc) = look(pred), look(target)
         return F.l1_loss(pl, tl) + F.l1_loss(pc, tc)
+
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # what torchvision caches for BasicSR's perceptual loss
+
+
+def check_vgg_weights() -> None:
+    """BasicSR's perceptual loss gets VGG19 from torchvision, which downloads it when it is not
+    cached; offline that fails deep inside training. Say which file is missing, up front."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if not cache.is_file():
+        raise FileNotFoundError(f"train.perceptual_weight > 0 needs the VGG19 weights {VGG19_FILE} in "
+                                f"{cache.parent} (torchvision's cache; set TORCH_HOME to move it), or set "
+                                "train.perceptual_weight: 0")

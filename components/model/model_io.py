@@ -12,13 +12,13 @@ from components.model.ensemble import Ensemble
 from components.model.nafnet_arch import NAFNet, use_local_pooling
 
 
-def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int, view: dict | None = None) -> None:
+def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int, view: dict) -> None:
     """``view``: how the model sees a photo (``mode``, ``working_size``), for export and the gate."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # BasicSR's convention ("params") so its own loaders can read the file too; the training
     # patch size sizes TLC's pooling window at inference.
     torch.save({"params": state_dict, "arch": arch, "patch_size": patch_size,
-                "view": view or {"mode": "tiled"}}, path)
+                "view": view}, path)
 
 
 def save_ensemble(path: Path, member_paths: list[Path]) -> None:
@@ -26,16 +26,19 @@ def save_ensemble(path: Path, member_paths: list[Path]) -> None:
     share their architecture, patch size and view, so those are recorded once."""
     members = [torch.load(p, map_location="cpu", weights_only=True) for p in member_paths]
     first = members[0]
-    if any(m["arch"] != first["arch"] or m.get("view") != first.get("view") for m in members):
+    if any(m["arch"] != first["arch"] or m["view"] != first["view"] for m in members):
         raise ValueError(f"ensemble members differ in architecture or view: {[str(p) for p in member_paths]}")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"members": [m["params"] for m in members], "arch": first["arch"], "patch_size": first["patch_size"],
-                "view": first.get("view", {"mode": "tiled"})}, path)
+                "view": first["view"]}, path)
 
 
 def checkpoint_view(path: Path) -> dict:
-    """``{"mode": ..., "working_size": ...}``; checkpoints from before the modes are tiled."""
-    return torch.load(path, map_location="cpu", weights_only=True).get("view", {"mode": "tiled"})
+    """``{"mode": ..., "working_size": ...}``: the mode the weights were trained for."""
+    view = torch.load(path, map_location="cpu", weights_only=True).get("view")
+    if view is None:
+        raise ValueError(f"{path} records no mode (saved before brighthouse recorded one): train it again")
+    return view
 
 
 def tlc_window(path: Path, scale: float) -> int:

@@ -161,11 +161,3 @@ def use_local_pooling(model: NAFNet, window: int) -> NAFNet:
         for block in blocks:
             block.sca[0] = LocalAvgPool(max(1, window >> level))
     return model
-
-
-def register_nafnet() -> None:
-    """Register NAFNet in BasicSR's ARCH_REGISTRY (idempotent; explicit, not import-time)."""
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    if "NAFNet" not in ARCH_REGISTRY:
-        ARCH_REGISTRY.register(NAFNet)

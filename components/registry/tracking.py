@@ -89,6 +89,16 @@ def get_or_create_experiment(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def flatten(tree: object, prefix: str = "") -> dict[str, object]:
+    """A nested dict as dotted keys (``train.arch.width``): how MLflow params and tags hold it."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
 def file_md5(path: Path) -> str:
     import hashlib
 
@@ -111,7 +121,7 @@ def training_run(train_dir: Path) -> str:
 
     from mlflow.exceptions import MlflowException
 
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     retrain = "retrain here with `dvc repro -f train`, or set MLFLOW_TRACKING_URI to the store it was trained in"
     record = train_dir / "run.json"
@@ -139,7 +149,7 @@ def _run_that_logged(weights_md5: str, train_dir: Path, missing: str) -> str:
     ``run.json`` so later stages read it as if trained here."""
     import json
 
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     store = client()
     experiments = [e.experiment_id for e in store.search_experiments()]

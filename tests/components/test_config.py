@@ -8,7 +8,7 @@ from tests.conftest import REPO
 
 def test_repo_params_load_into_typed_sections(params):
     assert params.train.arch.width > 0
-    assert params.evaluate.tiling.overlap < params.evaluate.tiling.tile
+    assert params.inference.tiling.overlap < params.inference.tiling.tile
     assert params.registry.challenger_alias == "challenger"
 
 
@@ -31,9 +31,12 @@ def test_a_second_home_for_the_name_or_aliases_is_refused(tmp_path, section, key
 
 
 def _differences(model, raw: dict, where: str) -> list[str]:
-    """Keys set in params.yaml whose value differs from the code default of ``model``."""
+    """Keys set in params.yaml whose value differs from the code default of ``model`` (a field
+    with no default, such as the inference mode, has no second truth to differ)."""
     out = []
     for key, value in raw.items():
+        if type(model).model_fields[key].is_required():
+            continue
         default = getattr(model, key)
         if isinstance(value, dict) and hasattr(default, "model_fields"):
             out += _differences(default, value, f"{where}.{key}")
@@ -48,7 +51,7 @@ def test_code_defaults_equal_params_yaml():
     from components.config import Params
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    defaults = {name: field.annotation() for name, field in Params.model_fields.items()}
+    defaults = {name: field.annotation.model_construct() for name, field in Params.model_fields.items()}
     diffs = []
     for name, section in raw.items():
         model = defaults[{"validate": "validate_", "register": "register_"}.get(name, name)]
@@ -96,16 +99,20 @@ def test_train_profiles_switch_without_editing_the_file(tmp_path):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     assert load_params(REPO / "params.yaml").train.arch.width == 16  # tiny: the committed default
     for name, width in (("gb10", 32), ("h100", 32)):
-        raw["train"]["profile"] = name  # what `dvc exp run -S train.profile=...` writes
+        raw["train"]["profile"], raw["inference"]["mode"] = name, "global_view"  # what `dvc exp run -S` writes
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+        with pytest.raises(ValueError, match=f"'{name}' is a tiled recipe but inference.mode is global_view"):
+            load_params(tmp_path / "p.yaml")  # a recipe is made for one mode: the mismatch is named
+        raw["inference"]["mode"] = "tiled"
         (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
         train = load_params(tmp_path / "p.yaml").train
         assert train.arch.width == width and train.arch.middle_blk_num == 12 and train.ema_decay == 0.999
         assert train.batch_size % train.crops_per_photo == 0 and train.crops_per_photo > 1  # GPUs: fewer decodes
-    raw["train"]["profile"] = "cpu"
+    raw["train"]["profile"], raw["inference"]["mode"] = "cpu", "global_view"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     params = load_params(tmp_path / "p.yaml")
-    assert params.train.mode == "global_view" and params.train.tone_prior
-    assert params.train.patch_size <= params.train.working_size <= params.lmdb.whole_photo_side
+    assert params.train.for_mode == params.inference.mode == "global_view" and params.train.tone_prior
+    assert params.train.patch_size <= params.inference.working_size <= params.lmdb.whole_photo_side
     raw["train"]["profile"] = "a100"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="'a100' is not one of train.profiles"):

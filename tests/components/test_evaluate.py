@@ -9,8 +9,8 @@ from components.evaluate import EvaluatePaths, apply_gate, evaluate_model, fit_b
 from components.evaluation.metrics import ciede2000
 from components.lmdb import run_lmdb
 from components.model.baseline import apply_tone_curves, fit_tone_curves
-from components.stage import StageFailed
-from tests.conftest import fake_stage_outputs, lmdb_paths, make_affine_onnx
+from components.errors import StageFailed
+from tests.conftest import fake_spec, fake_stage_outputs, lmdb_paths, make_affine_onnx
 
 
 def test_identity_model_scores_like_the_identity_baseline_and_fails_the_gain_gate(pair_folder, params, tmp_path):
@@ -95,7 +95,7 @@ def test_stage_scores_the_exported_onnx_and_refuses_a_regression(pair_folder, pa
     out = tmp_path / "eval"
     with pytest.raises(Exception, match="worse than champion v1"):
         # affine stand-ins are not NAFNets: there is no other pooling to compare
-        cfg = params.evaluate.model_copy(update={"compare_pooling": False})
+        cfg = params.evaluate.model_copy(update={"compare_pooling": False, "inference": fake_spec()})
         run_evaluate(cfg, EvaluatePaths(tmp_path / "lmdb", challenger["train"], challenger["export"], out))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["champion_version"] == "1" and metrics["champion_psnr"] > metrics["psnr"] + 0.1
@@ -112,7 +112,7 @@ def test_what_dvc_tracks_is_byte_identical_on_a_second_evaluation_and_timings_go
     Seconds per megapixel are measured anew each time, so they live in timing.json and the report."""
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     model = fake_stage_outputs(tmp_path / "m", 1 / 0.6, 0.0)
-    cfg = params.evaluate.model_copy(update={"compare_pooling": False})
+    cfg = params.evaluate.model_copy(update={"compare_pooling": False, "inference": fake_spec()})
     tracked = {}
     for attempt in ("a", "b"):
         out = tmp_path / attempt

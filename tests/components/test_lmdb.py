@@ -3,11 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.data.lmdb_read import read_lmdb
+from components.data.lmdb_read import iter_lmdb
 from components.data.pairs import Pair
 from components.data.splits import assign_folds, hash_split, make_split, read_splits, split_of
 from components.lmdb import run_lmdb
-from components.model.nafnet_arch import register_nafnet  # noqa: F401  (BasicSR import side effects)
 from tests.conftest import lmdb_paths, write_pair
 
 
@@ -69,12 +68,12 @@ def test_cross_validation_writes_each_fold_as_its_own_layout(pair_folder, params
     result = run_lmdb(params.lmdb.model_copy(update={"cross_validate_below": 60}), lmdb_paths(pair_folder, out))
     split = read_splits(out / "splits.json")
     assert result["scheme"] == "cross_validation" and result["folds"] == [4, 4, 4]
-    keys = {name: set(read_lmdb(out / name / "gt.lmdb")) for name in ("train", "train_whole", "val")}
+    keys = {name: set(dict(iter_lmdb(out / name / "gt.lmdb"))) for name in ("train", "train_whole", "val")}
     assert keys["train"] == keys["train_whole"] == keys["val"] and len(keys["val"]) == 12
     for i, held in enumerate(split.folds):
         fold = out / "folds" / str(i)
-        val, train = set(read_lmdb(fold / "val" / "gt.lmdb")), set(read_lmdb(fold / "train_whole" / "gt.lmdb"))
-        assert val == set(held) and train == keys["val"] - val == set(read_lmdb(fold / "train" / "gt.lmdb"))
+        val, train = set(dict(iter_lmdb(fold / "val" / "gt.lmdb"))), set(dict(iter_lmdb(fold / "train_whole" / "gt.lmdb")))
+        assert val == set(held) and train == keys["val"] - val == set(dict(iter_lmdb(fold / "train" / "gt.lmdb")))
 
 
 def test_basicsr_reads_the_lmdb_unchanged(pair_folder: Path, params, tmp_path: Path):
@@ -106,7 +105,7 @@ def test_rgb_order_is_kept(tmp_path, params):
     for i in range(12):
         write_pair(folder, f"q{i}", seed=i)
     run_lmdb(params.lmdb, lmdb_paths(folder, tmp_path / "lmdb"))
-    key, img = next(iter(read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb").items()))
+    key, img = next(iter(dict(iter_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb")).items()))
     original = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(folder / f"{key}_tar.png"))
     np.testing.assert_allclose(img, original / 255.0, atol=1e-6)
 
@@ -165,15 +164,15 @@ def test_real_listing_photos_at_full_resolution(tmp_path, params):
     if len({split_of(i, 0.5) for i in ids}) < 2:
         pytest.skip("these photo ids all hash into one split")
     result = run_lmdb(cfg, lmdb_paths(folder, tmp_path / "lmdb"))
-    val = read_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb")
+    val = dict(iter_lmdb(tmp_path / "lmdb" / "val" / "gt.lmdb"))
     assert all(img.shape[0] * img.shape[1] > 7_000_000 for img in val.values())
     assert result["images"]["train"] == result["pairs"]["train"]
-    train = read_lmdb(tmp_path / "lmdb" / "train" / "gt.lmdb")
+    train = dict(iter_lmdb(tmp_path / "lmdb" / "train" / "gt.lmdb"))
     assert all(img.shape[0] * img.shape[1] > 7_000_000 for img in train.values())
 
 
 def test_only_pairs_validation_accepted_are_written(pair_folder, tmp_path, params):
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     accepted = [f"p{i:02d}" for i in range(12) if i != 3]  # p03 quarantined; its files stay in the folder
     result = run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb", accepted))
@@ -196,7 +195,7 @@ def test_the_same_pairs_and_params_give_byte_identical_lmdbs(pair_folder, tmp_pa
     first = digest(tmp_path / "a")
     assert first == digest(tmp_path / "b")  # so DVC sees an unchanged output and nothing downstream re-runs
     assert not any(name.endswith("lock.mdb") for name in first)
-    assert len(read_lmdb(tmp_path / "a" / "val" / "gt.lmdb")) >= 1  # and it still reads without its lock file
+    assert len(dict(iter_lmdb(tmp_path / "a" / "val" / "gt.lmdb"))) >= 1  # and it still reads without its lock file
 
 
 def test_whole_photos_keep_their_own_bytes_unless_opencv_would_decode_them_differently(tmp_path, params):
@@ -214,7 +213,7 @@ def test_whole_photos_keep_their_own_bytes_unless_opencv_would_decode_them_diffe
     rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a_tar.png")
     key, lq, gt, shape = pair_records(Pair("a", tmp_path / "a_src.jpg", tmp_path / "a_tar.png"),
-                                      params.lmdb, ("whole",))["whole"]
+                                      params.lmdb, ("whole",), 60_000_000)["whole"]
     assert lq == (tmp_path / "a_src.jpg").read_bytes() and shape == (120, 160, 3)
     assert gt[:8] == b"\x89PNG\r\n\x1a\n"
     decoded = __import__("cv2").imdecode(np.frombuffer(gt, np.uint8), 1)[..., ::-1]

@@ -10,7 +10,7 @@ from tests.conftest import REPO, tool_env
 HEAVY = ("torch", "basicsr", "airflow", "great_expectations", "dvc")
 
 
-@pytest.mark.parametrize("module", ["components.registry.monitor", "components.evaluation.review", "components.registry.versions",
+@pytest.mark.parametrize("module", ["components.champion_check", "components.evaluation.review", "components.registry.versions",
                                     "components.inference.onnx_session", "components.data.lmdb_read", "serving.app",
                                     "serving.local", "brighthouse.cli"])
 def test_runtime_modules_do_not_import_the_training_stack(module):

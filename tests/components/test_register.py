@@ -3,8 +3,14 @@ from mlflow import MlflowClient
 
 from components.register import RegisterPaths, run_register
 from components.registry.versions import list_versions, promote
-from components.stage import StageFailed
+from components.errors import StageFailed
 from tests.conftest import fake_stage_outputs
+
+
+def data_dvc(folder):
+    """A data.dvc as ``dvc add data`` writes it, recording data version abc123."""
+    (folder / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  hash: md5\n  path: data\n")
+    return folder / "data.dvc"
 
 
 def _register(params, tmp_path, name, **kw):
@@ -20,7 +26,7 @@ def test_first_version_is_champion_later_ones_only_challenger(params, tmp_path, 
     aliases = {k: str(v) for k, v in MlflowClient().get_registered_model("brighthouse").aliases.items()}
     assert aliases == {"champion": first["version"], "challenger": second["version"]}
     mv = MlflowClient().get_model_version("brighthouse", second["version"])
-    assert {"data_version", "git_commit", "dvc_lock_sha256", "params_sha256", "run_id"} <= set(mv.tags)
+    assert {"data_version", "git_commit", "code_modified", "run_id"} <= set(mv.tags)
     assert mv.tags["gate"] == "passed" and mv.tags["val_psnr"] == "25.0000"
     assert mv.run_id == second["run_id"]
 
@@ -154,12 +160,12 @@ def test_champion_reevaluation_records_drift(params, tmp_path, mlflow_store, pai
     import json
 
     from components.lmdb import run_lmdb
-    from components.registry.monitor import reevaluate_champion
+    from components.champion_check import reevaluate_champion
     from tests.conftest import lmdb_paths
 
     _register(params, tmp_path, "a")  # an ONNX computing x*0.5+0.1, registered with val_psnr 25
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
-    result = reevaluate_champion(params.registry, tmp_path / "lmdb", tmp_path / "none.dvc", tmp_path / "check.json")
+    result = reevaluate_champion(params.registry, tmp_path / "lmdb", data_dvc(tmp_path), tmp_path / "check.json")
     assert result["version"] == "1" and result["images"] == 2
     assert result["drift_db"] == pytest.approx(result["psnr"] - 25.0)
     assert json.loads((tmp_path / "check.json").read_text())["psnr"] == result["psnr"]
@@ -279,14 +285,14 @@ def test_weights_that_are_not_the_ones_the_run_logged_fail_early(params, tmp_pat
 
 def test_a_champion_is_never_re_evaluated_on_pairs_it_trained_on(params, tmp_path, mlflow_store, pair_folder):
     from components.lmdb import run_lmdb
-    from components.registry.monitor import reevaluate_champion
+    from components.champion_check import reevaluate_champion
     from tests.conftest import lmdb_paths
 
     _register(params, tmp_path, "a")  # trained (its metadata says) on p00-p11 but p08 and p11
     cv = params.lmdb.model_copy(update={"cross_validate_below": 60})  # now every pair is scored, out of fold
     run_lmdb(cv, lmdb_paths(pair_folder, tmp_path / "lmdb"))
-    result = reevaluate_champion(params.registry, tmp_path / "lmdb", tmp_path / "none.dvc", tmp_path / "check.json")
+    result = reevaluate_champion(params.registry, tmp_path / "lmdb", data_dvc(tmp_path), tmp_path / "check.json")
     assert result["images"] == 2  # p08 and p11 only
     run_lmdb(cv, lmdb_paths(pair_folder, tmp_path / "lmdb2", [f"p{i:02d}" for i in range(8)]))  # all seen
-    skipped = reevaluate_champion(params.registry, tmp_path / "lmdb2", tmp_path / "none.dvc", tmp_path / "c2.json")
+    skipped = reevaluate_champion(params.registry, tmp_path / "lmdb2", data_dvc(tmp_path), tmp_path / "c2.json")
     assert skipped["images"] == 0 and "trained on every val pair" in skipped["skipped"]

@@ -8,13 +8,13 @@ from components.config import Params
 from components.lmdb import run_lmdb
 from components.model.model_io import load_model
 from components.train import TrainPaths, run_train
-from tests.conftest import lmdb_paths
+from tests.conftest import in_mode, lmdb_paths
 
 
 def tiny(params: Params) -> Params:
     """The tiled recipe (the ``tiny`` profile's mode, no prior), small enough for a test."""
-    train = params.train.model_copy(update={
-        "mode": "tiled", "tone_prior": False,
+    train = in_mode(params.train, "tiled").model_copy(update={
+        "tone_prior": False,
         "arch": params.train.arch.model_copy(update={"width": 8, "enc_blk_nums": (1, 1, 1, 1), "middle_blk_num": 1,
                                                      "dec_blk_nums": (1, 1, 1, 1)}),
         "iterations": 6, "batch_size": 2, "patch_size": 32, "log_every": 2, "device": "cpu"})
@@ -63,11 +63,11 @@ def test_the_same_data_and_params_train_byte_identical_weights(pair_folder, para
 def test_patch_larger_than_training_images_fails_before_training(pair_folder, params, tmp_path, mlflow_store):
     import pytest
 
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     big = tiny(params).train.model_copy(update={"patch_size": 90})  # fixture images are 80 px high
-    with pytest.raises(StageFailed, match="smaller than train.patch_size=90"):
+    with pytest.raises(StageFailed, match=r"smaller than the 90 px patch \(train.patch_size"):
         run_train(big, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
     assert not (tmp_path / "train" / "model.pth").exists()
 
@@ -96,7 +96,7 @@ def test_perceptual_loss_without_vgg_weights_fails_before_training(pair_folder, 
                                                                    monkeypatch):
     import pytest
 
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
@@ -214,7 +214,7 @@ def test_starts_from_a_pretrained_checkpoint_whose_head_differs(pair_folder, par
 def test_a_missing_pretrained_checkpoint_fails_before_training(pair_folder, params, tmp_path, mlflow_store):
     import pytest
 
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     cfg = tiny(params).train.model_copy(update={"pretrained": str(tmp_path / "nope.pth")})
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
@@ -227,8 +227,8 @@ def test_global_view_trains_on_whole_photos_over_fitted_preset(pair_folder, para
     from components.model.presets import KINDS, read_preset
 
     params = tiny(params)
-    cfg = params.train.model_copy(update={"mode": "global_view", "tone_prior": True, "working_size": 96,
-                                          "patch_size": 48, "exposure_stops": 0.3, "white_balance": 0.05})
+    cfg = in_mode(params.train, "global_view", working_size=96).model_copy(update={
+        "tone_prior": True, "patch_size": 48, "exposure_stops": 0.3, "white_balance": 0.05})
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
@@ -251,11 +251,11 @@ def test_global_view_refuses_an_lmdb_without_whole_photos(pair_folder, params, t
 
     import pytest
 
-    from components.stage import StageFailed
+    from components.errors import StageFailed
 
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     shutil.rmtree(tmp_path / "lmdb" / "train_whole")  # an LMDB written before the mode existed
-    cfg = tiny(params).train.model_copy(update={"mode": "global_view"})
+    cfg = in_mode(tiny(params).train, "global_view")
     with pytest.raises(StageFailed, match="dvc repro lmdb"):
         run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
@@ -271,8 +271,8 @@ def test_a_small_set_trains_one_model_per_fold_and_ships_them_as_one(pair_folder
     from components.model.model_io import checkpoint_view
 
     params = tiny(params)
-    cfg = params.train.model_copy(update={"mode": "global_view", "tone_prior": True, "working_size": 96,
-                                          "patch_size": 48, "ships": "ensemble"})
+    cfg = in_mode(params.train, "global_view", working_size=96).model_copy(update={
+        "tone_prior": True, "patch_size": 48, "ships": "ensemble"})
     run_lmdb(params.lmdb.model_copy(update={"cross_validate_below": 60}), lmdb_paths(pair_folder, tmp_path / "lmdb"))
     result = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
@@ -293,6 +293,6 @@ def test_a_small_set_trains_one_model_per_fold_and_ships_them_as_one(pair_folder
     assert {client.get_run(r).data.tags["mlflow.parentRunId"] for r in result["members"]} == {result["run_id"]}
 
     export = run_export(params.export, ExportPaths(tmp_path / "train", tmp_path / "lmdb", tmp_path / "export"))
-    assert export["members"] == [f"folds/{i}/model.onnx" for i in range(3)]
-    assert max(export["max_abs_diff"].values()) < params.export.atol  # the ensemble, each member, the composite
-    assert {"composite", "fold2_real"} <= set(export["max_abs_diff"])
+    assert export.members == [f"folds/{i}/model.onnx" for i in range(3)]
+    assert max(export.max_abs_diff.values()) < params.export.atol  # the ensemble, each member, the composite
+    assert {"composite", "fold2_real"} <= set(export.max_abs_diff)

@@ -7,7 +7,7 @@ from PIL import Image
 from components.data.imageio import load_rgb
 from components.data.pair_checks import dhash
 from components.data.pair_suite import CHECKS, validate_folder
-from components.stage import StageFailed
+from components.errors import StageFailed
 from components.validate import ValidatePaths, main, run_validate
 from tests.conftest import REPO
 

@@ -57,7 +57,15 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     mv = client.get_model_version("brighthouse", "1")
     data_md5 = yaml.safe_load((project_copy / "data.dvc").read_text())["outs"][0]["md5"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_copy, capture_output=True, text=True).stdout.strip()
-    assert mv.tags["data_version"] == data_md5 and mv.tags["git_commit"].startswith(head)
+    assert mv.tags["data_version"] == data_md5 and mv.tags["git_commit"] == head
+    # lineage a person can act on: the code is the commit's (dvc.lock and data.dvc, which the run
+    # rewrote, do not count), and each stage's inputs match what DVC recorded in dvc.lock
+    from components.registry.lineage import UPSTREAM, inputs_digest, stage_inputs
+    assert mv.tags["code_modified"] == "none"
+    recorded = stage_inputs(project_copy / "dvc.lock")
+    assert {f"stage_{s}": mv.tags[f"stage_{s}"] for s in UPSTREAM} == {
+        f"stage_{s}": inputs_digest(recorded[s]) for s in UPSTREAM}
+    assert recorded["train"]["params"]["params.yaml"]["inference"]["mode"] == "global_view"  # what train ran with
     assert float(mv.tags["val_psnr"]) == pytest.approx(metrics["psnr"], abs=1e-3)
 
     # the default profile serves the fast mode: the whole photo at working size over the preset

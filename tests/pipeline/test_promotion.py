@@ -69,14 +69,16 @@ def register_first_version(project) -> None:
 
 
 def register_second_version(project) -> None:
-    """Same data, cross-validated, the other mode, and three networks: the tiled fold models
+    """Same data, cross-validated, the other mode, and two networks: the tiled fold models
     shipped as one ensemble (the demo's model is one global_view network over the preset), so
     promotions go from a single network to an ensemble and back.
     Every gate is open, as for the first version, and against the champion too: this test is
     about promotion; the gates are tested in test_dvc_repro."""
     for key, value in (("seed", 1), ("profile", "tiny")):
         set_param(project, "train", (key,), value)
+    set_param(project, "inference", ("mode",), "tiled")  # the tiny profile's recipe
     set_param(project, "lmdb", ("cross_validate_below",), 60)
+    set_param(project, "lmdb", ("folds",), 2)  # the smallest ensemble: CI pays for each fold model
     set_param(project, "train", ("ships",), "ensemble")
     # each fold model trains long enough for its tiles to meet without a seam (check_seams)
     set_param(project, "train", ("fold_iterations",), 150)
@@ -169,7 +171,7 @@ def test_demo_model_served_then_promotions_by_cli_and_ui_switch_it_losing_nothin
         inference["2"] = gated_inference(project_copy)
         assert (inference["1"]["mode"], inference["2"]["mode"]) == ("global_view", "tiled")
         networks = [json.loads((project_copy / "artifacts/export/export.json").read_text())["networks"]]
-        assert networks == [3]  # version 2 is the ensemble
+        assert networks == [2]  # version 2 is the ensemble
         check_seams(onnx["2"])  # a trained tiled model's tiles meet without a seam
         aliases = {k: str(v) for k, v in registry(project_copy).get_registered_model("brighthouse").aliases.items()}
         assert aliases == {"champion": "1", "challenger": "2"}

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from components.data.colour import register_heif
-from components.data.imageio import ImageError, ImageTooLargeError, decode_image, decode_rgb, load_rgb
+from components.data.imageio import ImageError, ImageTooLargeError, decode_image, load_rgb
 
 
 def _jpeg(img: Image.Image, **kw) -> bytes:
@@ -18,12 +18,12 @@ def test_exif_orientation_is_applied():
     img = Image.new("RGB", (60, 40), (200, 10, 10))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    out = decode_rgb(_jpeg(img, exif=exif), "phone.jpg")
+    out = decode_image(_jpeg(img, exif=exif), "phone.jpg").rgb
     assert out.shape == (60, 40, 3)
 
 
 def test_cmyk_is_converted_to_rgb():
-    out = decode_rgb(_jpeg(Image.new("CMYK", (20, 10), (0, 255, 255, 0))), "print.jpg")
+    out = decode_image(_jpeg(Image.new("CMYK", (20, 10), (0, 255, 255, 0))), "print.jpg").rgb
     assert out.shape == (10, 20, 3) and out.dtype == np.uint8
     assert out[..., 0].mean() > 200 and out[..., 1].mean() < 60
 
@@ -32,7 +32,7 @@ def test_16bit_grey_png_is_scaled_not_clipped():
     arr = np.full((8, 8), 32768, np.uint16)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
-    out = decode_rgb(buf.getvalue(), "scan16.png")
+    out = decode_image(buf.getvalue(), "scan16.png").rgb
     assert 120 <= out.mean() <= 135
 
 
@@ -56,14 +56,14 @@ def test_garbage_and_empty_files_are_rejected_by_name(tmp_path):
 def test_pixel_limit_is_checked_before_decoding():
     data = _jpeg(Image.new("RGB", (400, 300)))
     with pytest.raises(ImageTooLargeError, match="400x300"):
-        decode_rgb(data, "big.jpg", max_pixels=100_000)
+        decode_image(data, "big.jpg", max_pixels=100_000).rgb
 
 
 def test_alpha_is_refused():
     buf = io.BytesIO()
     Image.new("RGBA", (4, 4)).save(buf, "PNG")
     with pytest.raises(ImageError, match="alpha"):
-        decode_rgb(buf.getvalue(), "logo.png")
+        decode_image(buf.getvalue(), "logo.png").rgb
 
 
 def test_alpha_is_flattened_onto_white_when_asked():
@@ -98,7 +98,7 @@ def test_a_header_beyond_pillows_own_bomb_limit_is_ours_to_name():
     from tests.deliveries import png_header_only
 
     with pytest.raises(ImageTooLargeError, match="bomb.png: over the limit of 60000000 pixels"):
-        decode_rgb(png_header_only(20000, 20000), "bomb.png")
+        decode_image(png_header_only(20000, 20000), "bomb.png").rgb
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])

@@ -58,7 +58,7 @@ def test_patches_come_from_anywhere_in_the_photo():
 
 
 def test_photos_smaller_than_the_patch_are_named(train_split):
-    with pytest.raises(ValueError, match=r"smaller than the 160 px patch \(e.g. g"):
+    with pytest.raises(ValueError, match=r"smaller than the 160 px patch \(train.patch_size; e.g. g"):
         _dataset(train_split, 160, 1)
 
 

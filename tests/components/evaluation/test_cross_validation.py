@@ -67,7 +67,7 @@ def test_the_champion_is_compared_only_on_pairs_it_did_not_train_on(cross_valida
     from components.lmdb import write_split
 
     pairs = [p for p in find_pairs(lmdb.parent / "pairs") if p.pair_id in trained_on]
-    write_split(pairs, {"whole": champion_lmdb}, params.lmdb)
+    write_split(pairs, {"whole": champion_lmdb}, params.lmdb, int(params.validate_.max_megapixels * 1e6))
     only = frozenset(comparable_pairs(split, trained_on))
     champion = Runner("champion", memoriser(champion_lmdb), WHOLE, only=only)
     gate = params.evaluate.model_copy(update={"compare_pooling": False})

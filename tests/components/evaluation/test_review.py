@@ -13,7 +13,7 @@ from components.evaluation.review import ReviewCollector
 from components.lmdb import run_lmdb
 from components.register import RegisterPaths, run_register
 from tests.browser import browser_page
-from tests.conftest import fake_stage_outputs, lmdb_paths
+from tests.conftest import fake_spec, fake_stage_outputs, lmdb_paths
 
 
 def _register(params, dirs, evaluate=None):
@@ -28,7 +28,8 @@ def reviewed(pair_folder, params, tmp_path, mlflow_store):
     _register(params, fake_stage_outputs(tmp_path / "v1", 1 / 0.7, 0.0))
     new = fake_stage_outputs(tmp_path / "v2", 1 / 0.6, 0.0)  # fixture inputs are target * 0.6
     cfg = params.evaluate.model_copy(update={  # affine stand-ins: no pooling variant, and curves fit them too
-        "compare_pooling": False, "gate": params.evaluate.gate.model_copy(update={"min_psnr_gain_over_baseline": -99})})
+        "compare_pooling": False, "inference": fake_spec(),
+        "gate": params.evaluate.gate.model_copy(update={"min_psnr_gain_over_baseline": -99})})
     run_evaluate(cfg, EvaluatePaths(tmp_path / "lmdb", new["train"], new["export"], tmp_path / "eval"))
     new["register"].rmdir()  # as `dvc repro` leaves it: DVC removes a stage's outputs before running it
     result = _register(params, new, evaluate=tmp_path / "eval")
@@ -66,7 +67,8 @@ def test_without_a_champion_there_is_no_review(pair_folder, params, tmp_path, ml
     out.mkdir()
     (out / "review.json").write_text("{}")  # left from an earlier evaluation
     cfg = params.evaluate.model_copy(update={
-        "compare_pooling": False, "gate": params.evaluate.gate.model_copy(update={"min_psnr_gain_over_baseline": -99})})
+        "compare_pooling": False, "inference": fake_spec(),
+        "gate": params.evaluate.gate.model_copy(update={"min_psnr_gain_over_baseline": -99})})
     run_evaluate(cfg, EvaluatePaths(tmp_path / "lmdb", first["train"], first["export"], out))
     assert not (out / "review.json").exists()
     assert _register(params, first, evaluate=out)["review"] is None

@@ -38,7 +38,7 @@ def test_evaluate_holds_a_bounded_number_of_images_whatever_the_split_size(tmp_p
     write_val(tmp_path / "lmdb", n)
     tracker = Tracker()
     monkeypatch.setattr(evaluate, "val_pairs", lambda d: tracker.wrap(val_pairs(d)))
-    champion = Runner("champion", lambda b: b / 0.61, evaluate.served_spec(params.evaluate, {"mode": "tiled"}))
+    champion = Runner("champion", lambda b: b / 0.61, params.inference.model_copy(update={"mode": "tiled"}))
     result = evaluate.evaluate_model(lambda b: b / 0.6, tmp_path / "lmdb", params.evaluate,
                                      extra={"champion_version": "7"}, others=(champion,))
     assert result["images"] == n and len(tracker.refs) == 2 * n
@@ -49,7 +49,7 @@ def test_evaluate_holds_a_bounded_number_of_images_whatever_the_split_size(tmp_p
 
 def test_every_runner_scores_the_same_decoded_pair(tmp_path, params):
     write_val(tmp_path / "lmdb", 5)
-    spec = evaluate.served_spec(params.evaluate, {"mode": "tiled"})
+    spec = params.inference.model_copy(update={"mode": "tiled"})
     seen: dict[str, int] = {}
 
     def counting(name, fn):

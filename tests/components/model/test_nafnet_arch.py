@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from components.model.nafnet_arch import LocalAvgPool, NAFBlock, NAFNet, register_nafnet, use_local_pooling
+from components.model.basicsr_adapter import register_with_basicsr
+from components.model.nafnet_arch import LocalAvgPool, NAFBlock, NAFNet, use_local_pooling
 
 TINY = dict(width=8, enc_blk_nums=(1, 1), middle_blk_num=1, dec_blk_nums=(1, 1))
 
@@ -31,8 +32,8 @@ def test_encoder_depth_follows_config():
 def test_registered_with_basicsr():
     from basicsr.archs import build_network
 
-    register_nafnet()
-    register_nafnet()  # idempotent
+    register_with_basicsr()
+    register_with_basicsr()  # idempotent
     net = build_network({"type": "NAFNet", **TINY})
     assert isinstance(net, NAFNet)
 

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment, training_run, use_tracking
-from components.stage import StageFailed
+from components.errors import StageFailed
 
 
 def trained(folder, weights: bytes) -> str:

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from components.config import InferenceSpec, TrainConfig
-from components.data.lmdb_read import iter_lmdb
+from components.config import TrainConfig
+from components.data.lmdb_read import iter_pairs
 from components.evaluation.metrics import psnr
 from components.inference.modes import enhance
 from components.inference.tiling import to_uint8
@@ -36,20 +36,18 @@ def triptych(lq: np.ndarray, out: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def validation_hook(lmdb_dir: Path, cfg: TrainConfig, device: str) -> Callable[[int, torch.nn.Module], None]:
-    """Scores the first ``cfg.val_images`` val photos, whole and in the model's mode, and
+    """Scores the first ``cfg.val_images`` val photos at full resolution as served (``cfg.inference``), and
     logs ``train_val/psnr`` and the first photo's triptych at the iteration."""
     import mlflow
 
-    pairs = list(zip(itertools.islice(iter_lmdb(lmdb_dir / "val" / "lq.lmdb"), cfg.val_images),
-                     itertools.islice(iter_lmdb(lmdb_dir / "val" / "gt.lmdb"), cfg.val_images), strict=True))
-    spec = InferenceSpec(mode=cfg.mode, tiling=cfg.val_tiling, working_size=cfg.working_size)
+    pairs = list(itertools.islice(iter_pairs(lmdb_dir / "val"), cfg.val_images))
 
     def on_validate(it: int, net: torch.nn.Module) -> None:
         was_training = net.training
         run = torch_runner(net.eval(), device)
         scores = []
-        for i, ((key, lq), (_, gt)) in enumerate(pairs):
-            out = enhance(lq, run, spec)
+        for i, (key, lq, gt) in enumerate(pairs):
+            out = enhance(lq, run, cfg.inference)
             scores.append(psnr(out, gt))
             if i == 0:
                 mlflow.log_image(triptych(lq, out, gt), key=f"samples/{key}", step=it)
