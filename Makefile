@@ -38,6 +38,7 @@ demo: install
 
 test: install
 	ruff check --no-cache components serving dags brighthouse stack
+	mypy
 	pytest
 
 test-fast: install

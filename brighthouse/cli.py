@@ -31,11 +31,11 @@ def data_validate(folder: Path, params: Path = PARAMS,
         raise typer.Exit(1) from exc
     if report:
         typer.echo(f"report: {write_reports(result, report)}")
-    if result["failed"]:
-        typer.echo(format_failures(result), err=True)
-        typer.echo(f"{result['failed']} of {result['pairs']} pairs failed", err=True)
+    if result.failed:
+        typer.echo(format_failures(result.failures), err=True)
+        typer.echo(f"{result.failed} of {result.pairs} pairs failed", err=True)
         raise typer.Exit(1)
-    typer.echo(f"all {result['pairs']} pairs passed")
+    typer.echo(f"all {result.pairs} pairs passed")
 
 
 @data_app.command("add")
@@ -52,6 +52,7 @@ def data_add(
     from components.data.ingest import IngestError, ingest, remove_ingested
     from components.data.pair_suite import format_failures
     from components.errors import StageFailed
+    from components.records import PairFailure
     from components.registry.tracking import state_dir
 
     state, say = state_dir(), (lambda msg: typer.echo(msg, err=True))
@@ -64,7 +65,7 @@ def data_add(
     if summary["rejected"]:
         typer.echo(f"rejected {len(summary['rejected'])} pairs (left in the inbox, copies kept with the report):",
                    err=True)
-        typer.echo(format_failures({"failures": summary["rejected"]}), err=True)
+        typer.echo(format_failures([PairFailure.model_validate(f) for f in summary["rejected"]]), err=True)
     typer.echo(f"added {len(summary['added'])}, replaced {len(summary['replaced'])}, "
                f"unchanged {len(summary['unchanged'])} pairs; report: {summary['report']}")
     if version and version_owed(state):

@@ -18,7 +18,6 @@ from components.config import RegistryConfig
 from components.data.data_version import data_version
 from components.data.splits import SPLITS_FILE, comparable_pairs, read_splits
 from components.evaluation.scoring import Runner, score_split, val_pairs
-from components.inference.modes import spec_from_metadata
 from components.inference.onnx_session import ort_runner
 from components.records import write_json
 from components.registry.model_store import alias_version, fetch
@@ -49,7 +48,7 @@ def reevaluate_champion(registry: RegistryConfig, lmdb_dir: Path, dvc_file: Path
     model_name, alias = registry.model_name, registry.champion_alias
     version = alias_version(model_name, alias)
     ref = fetch(model_name, alias, version)
-    unseen = set(comparable_pairs(read_splits(lmdb_dir / SPLITS_FILE), ref.metadata.get("train_pairs")))
+    unseen = set(comparable_pairs(read_splits(lmdb_dir / SPLITS_FILE), ref.metadata.train_pairs))
     if not unseen:  # nothing measured, so no drift is recorded; the result says why
         why = (f"champion v{version} trained on every val pair of {lmdb_dir} (or does not record which it trained "
                "on): no pair is left to re-evaluate it on")
@@ -58,7 +57,7 @@ def reevaluate_champion(registry: RegistryConfig, lmdb_dir: Path, dvc_file: Path
         write_json(out, result)
         return result
     pairs = (pair for pair in val_pairs(lmdb_dir) if pair[0] in unseen)
-    rows, _ = score_split(pairs, Runner("champion", ort_runner(ref.onnx_path), spec_from_metadata(ref.metadata)))
+    rows, _ = score_split(pairs, Runner("champion", ort_runner(ref.onnx_path), ref.metadata.inference))
     psnr_now = float(np.mean([r["psnr"] for r in rows]))
     tag = tracking_client().get_model_version(model_name, version).tags.get("val_psnr")
     registered = float(tag) if tag else None  # a version registered without one: no drift, said so

@@ -31,10 +31,17 @@ from components.evaluation.gate import apply_gate
 from components.evaluation.review import REVIEW_DATA, ReviewCollector
 from components.evaluation.runtime_variants import variant_results, variant_runners
 from components.evaluation.scoring import PairObserver, Runner, score_split, summarize, val_pairs
-from components.inference.modes import spec_from_metadata
 from components.inference.tiling import BatchFn
 from components.model.presets import PRESET_FILE, Preset, fit_preset, read_preset
-from components.records import EXPORT_RECORD, ExportRecord, read_record, write_json
+from components.records import (
+    EVALUATION_RECORD,
+    EXPORT_RECORD,
+    EvaluationRecord,
+    ExportRecord,
+    read_record,
+    write_json,
+    write_record,
+)
 from components.registry.tracking import file_md5
 from components.stage import run_stage
 
@@ -106,8 +113,8 @@ def champion_runner(registry: RegistryConfig, split: SplitRecord) -> tuple[Runne
         ref = fetch(name, alias, alias_version(name, alias))
     except NoModelError:
         return None, {}
-    spec = spec_from_metadata(ref.metadata)
-    pairs = comparable_pairs(split, ref.metadata.get("train_pairs"))
+    spec = ref.metadata.inference
+    pairs = comparable_pairs(split, ref.metadata.train_pairs)
     if not pairs:  # still run, for the review page, which marks those pairs
         log.warning("champion v%s is not compared by the gate: it trained on every pair scored here (or does not "
                     "record which it trained on)", ref.version)
@@ -136,7 +143,8 @@ def write_outputs(result: dict, out: Path) -> None:
     which are byte-identical when the same model is evaluated on the same data again; timings,
     measured anew each time, go to timing.json (and the report and MLflow) only."""
     rows = [{k: v for k, v in row.items() if k not in TIMINGS} for row in result["per_image"]]
-    write_json(out / "metrics.json", {k: v for k, v in result.items() if k != "per_image" and k not in TIMINGS})
+    write_record(out / EVALUATION_RECORD, EvaluationRecord.model_validate(
+        {k: v for k, v in result.items() if k != "per_image" and k not in TIMINGS}))
     write_json(out / "per_image.json", rows)
     write_json(out / "timing.json", {**{k: result[k] for k in TIMINGS},
                                      "per_image": {r["image"]: {k: r[k] for k in TIMINGS}

@@ -20,7 +20,6 @@ re-encoded: sub-images of 480 px as PNG, as BasicSR's recipe writes them, took s
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -39,7 +38,7 @@ from components.data.imageio import decode_image, working_copy
 from components.data.pairs import Pair, find_pairs
 from components.data.splits import FOLDS_DIR, SPLITS_FILE, SplitRecord, lmdb_key, make_split
 from components.errors import StageFailed
-from components.records import write_json
+from components.records import ValidationReport, read_record, write_json
 from components.stage import run_stage
 
 log = logging.getLogger(__name__)
@@ -72,12 +71,13 @@ def stored_bytes(source: bytes, rgb: np.ndarray, level: int) -> bytes:
 def pair_records(pair: Pair, cfg: LmdbConfig, layouts: tuple[str, ...], max_pixels: int) -> dict[str, Record]:
     """One pair, decoded once, as a record per layout: ``whole`` (full size, its own bytes where
     they decode exactly) and ``whole_small`` (``lmdb.whole_photo_side``, PNG); runs in a worker."""
-    sources = pair.input.read_bytes(), pair.target.read_bytes()
+    files = pair.files()
+    sources = files[0].read_bytes(), files[1].read_bytes()
     # flatten_alpha: a pair with alpha only gets here when validation's mode policy allowed it
     lq, gt = (decode_image(data, str(path), max_pixels, flatten_alpha=True).rgb
-              for data, path in zip(sources, (pair.input, pair.target), strict=True))
+              for data, path in zip(sources, files, strict=True))
     if lq.shape != gt.shape:
-        raise StageFailed(f"{pair.input} and {pair.target} differ in size: {lq.shape} vs {gt.shape}")
+        raise StageFailed(f"{files[0]} and {files[1]} differ in size: {lq.shape} vs {gt.shape}")
     key, records = lmdb_key(pair.pair_id), {}
     if "whole" in layouts:
         lq_bytes, gt_bytes = (stored_bytes(data, rgb, cfg.png_compression)
@@ -85,7 +85,8 @@ def pair_records(pair: Pair, cfg: LmdbConfig, layouts: tuple[str, ...], max_pixe
         records["whole"] = (key, lq_bytes, gt_bytes, lq.shape)
     if "whole_small" in layouts:
         small = working_copy(lq, cfg.whole_photo_side), working_copy(gt, cfg.whole_photo_side)
-        records["whole_small"] = (key, *(encode_png(img, cfg.png_compression) for img in small), small[0].shape)
+        lq_png, gt_png = (encode_png(img, cfg.png_compression) for img in small)
+        records["whole_small"] = (key, lq_png, gt_png, small[0].shape)
     return records
 
 
@@ -94,7 +95,8 @@ class PairedLmdbWriter:
     so an interrupted run never leaves a half-written database where training looks."""
 
     def __init__(self, out: Path, level: int) -> None:
-        self.out, self.level, self.meta = out, level, []
+        self.out, self.level = out, level
+        self.meta: list[str] = []
         self.tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.envs = {}
@@ -168,18 +170,14 @@ def layout_destinations(split: SplitRecord, out: Path) -> dict[Path, tuple[str, 
 def accepted_pairs(data: Path, report: Path) -> tuple[list[Pair], int]:
     """The pairs validation accepted (quarantined ones stay in ``data`` but are not used), and
     the pixel limit it accepted them under (``validate.max_megapixels``, its one home)."""
-    record = json.loads(report.read_text(encoding="utf-8"))
-    limit = record.get("policy", {}).get("max_megapixels")
-    if "accepted" not in record or limit is None:
-        raise StageFailed(f"{report} is not a validation report of this version (no accepted pairs or pixel "
-                          "limit): run the validate stage again")
-    accepted = set(record["accepted"])
+    record = read_record(ValidationReport, report)
+    accepted = set(record.accepted)
     pairs = [p for p in find_pairs(data) if p.pair_id in accepted]
     missing = accepted - {p.pair_id for p in pairs}
     if missing:
         raise StageFailed(f"{report} accepts pairs that are not in {data}: {sorted(missing)[:5]}; "
                           "run the validate stage again")
-    return pairs, int(limit * 1_000_000)
+    return pairs, int(record.policy.max_megapixels * 1_000_000)
 
 
 def run_lmdb(cfg: LmdbConfig, paths: LmdbPaths) -> dict:

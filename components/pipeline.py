@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from components.records import EvaluationRecord, read_record
+
 PROJECT_ENV = "BRIGHTHOUSE_PROJECT_DIR"
 INBOX_ENV = "BRIGHTHOUSE_INBOX"
 # the small JSON each stage leaves, returned to the scheduler (XCom) after it runs
@@ -52,8 +54,8 @@ def gate_refusal(since: float) -> dict | None:
     metrics = project_dir() / RESULTS["evaluate"]
     if not metrics.is_file() or metrics.stat().st_mtime < since:
         return None
-    verdict = json.loads(metrics.read_text())
-    if verdict.get("gate_passed", True):
+    verdict = read_record(EvaluationRecord, metrics)
+    if verdict.gate_passed:
         return None
-    return {"outcome": "rejected, not registered", "gate_reasons": verdict.get("gate_reasons", []),
+    return {"outcome": "rejected, not registered", "gate_reasons": verdict.gate_reasons,
             "report": str(metrics.parent / "report.html")}

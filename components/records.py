@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from components.config import InferenceSpec
 from components.errors import StageFailed
@@ -47,6 +47,102 @@ class ExportRecord(Record):
     fp16_max_abs_diff: dict[str, float] | None = None
     members: list[str]                       # fold models' ONNX (cross-validated sets), relative paths
     networks: int                            # networks in the served ONNX (an ensemble has several)
+
+
+EVALUATION_RECORD = "metrics.json"  # in evaluate's output folder (DVC shows it: `dvc metrics show`)
+
+Score = float | int | str | bool | None | list | dict
+
+
+class EvaluationRecord(Record):
+    """``artifacts/evaluate/metrics.json``: the gate's verdict and what it judged. Read by
+    register (what the version records) and the pipeline runner (a refusal is an outcome).
+    The fields below are what they read; the gate's other means (CIEDE2000, the retoucher's
+    checks, the champion's and the variants' scores) stay flat beside them, as scores."""
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, Score]
+    WRITER: ClassVar[str] = "evaluate"
+    schema_version: Literal[1] = 1
+    gate_passed: bool
+    gate_reasons: list[str]
+    images: int
+    inference: InferenceSpec                 # the spec the gate scored (export's)
+    validation: str                          # the split's scheme: hash | kfold
+    psnr: float
+    ssim: float
+    identity_psnr: float
+    served_val_psnr: float                   # the served model on the val pairs (runtime comparisons)
+    max_fp16_loss_db: float
+    fp16_ok: bool | None = None              # None: no FP16 variant was exported
+    fp16_loss_db: float | None = None
+    folds: list[dict[str, Score]] = []       # cross-validated sets: one summary per fold
+
+
+VALIDATION_RECORD = "report.json"  # validate's output (artifacts/validate/), and each ingest's report folder
+
+
+class PairFailure(BaseModel):
+    """One pair validation refused, and why, in words a person can act on."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pair_id: str
+    input: str | None                        # None: the pair has no input file
+    target: str | None                       # None: the pair has no target file
+    unread: bool                             # refused before any of its bytes were read (unsafe id or path)
+    reasons: list[str]
+    detail: str
+
+
+class ValidationPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    modes: str
+    on_failure: str
+    max_megapixels: float                    # the pixel limit the pairs were accepted under (lmdb decodes with it)
+
+
+class ValidationReport(Record):
+    """The pair suite's verdict on a folder: written by validate (read by lmdb: which pairs,
+    under which pixel limit) and by each delivery's ingest (read by the CLI and the DAG)."""
+    WRITER: ClassVar[str] = "validate"
+    schema_version: Literal[1] = 1
+    folder: str
+    policy: ValidationPolicy
+    pairs: int
+    failed: int
+    failures: list[PairFailure]
+    accepted: list[str]
+    notes: dict[str, list[str]]              # pair id -> what was converted or noticed
+    hashes: dict[str, str]                   # pair id -> its target's 64-bit dHash (hex)
+
+
+class VersionMetadata(Record):
+    """What register records with each model version (its MLmodel's ``metadata``): how
+    serving, evaluation and the review run it, and which pairs it learned from. Read wherever a
+    registered version is used (``registry.model_store.fetch``)."""
+    WRITER: ClassVar[str] = "register"
+    schema_version: Literal[1] = 1
+    inference: InferenceSpec                 # the spec the gate scored; serving runs exactly this
+    input: str                               # what the ONNX takes
+    pooling: Literal["global", "tlc"]
+    tlc_window: int
+    fp16: bool                               # an FP16 ONNX ships beside it (it lost under the gate's limit)
+    fp16_loss_db: float | None = None
+    validation: str                          # how the gate held pairs out: hash | kfold (unknown: registered before)
+    networks: int                            # networks in the ONNX (an ensemble has several)
+    # a later gate scores this version only on pairs it did not train on; None: registered before
+    # versions recorded them (the gate then compares it on a hash split's val pairs only)
+    train_pairs: list[str] | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_unversioned(cls, data: object) -> object:
+        """Versions registered before this record had a schema keep serving after an upgrade:
+        their metadata said the same things without a number (and a copy of the tiling). The
+        oldest lacked validation, networks and train_pairs: single networks, pairs unknown.
+        Without an inference spec nothing is guessed: refused."""
+        if not isinstance(data, dict) or "schema_version" in data or "inference" not in data:
+            return data
+        legacy = {"validation": "unknown", "networks": 1, "train_pairs": None}
+        return {**legacy, **{k: v for k, v in data.items() if k != "tiling"}, "schema_version": 1}
 
 
 R = TypeVar("R", bound=Record)

@@ -24,13 +24,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import InferenceSpec, RegisterConfig
+from components.config import RegisterConfig
 from components.data.splits import SPLITS_FILE, read_splits
 from components.errors import StageFailed
 from components.evaluation.review import REVIEW_DATA
 from components.evaluation.scoring import mean_psnr, val_pairs
 from components.inference.tensorrt_engine import build_engine, tensorrt_runner, unavailable_reason
-from components.records import EXPORT_RECORD, ExportRecord, read_record, write_json
+from components.records import (
+    EVALUATION_RECORD,
+    EXPORT_RECORD,
+    EvaluationRecord,
+    ExportRecord,
+    VersionMetadata,
+    read_record,
+    write_json,
+)
 from components.registry.lineage import lineage_tags
 from components.registry.tracking import RegistryUnavailable, file_md5, registry_calls, training_run, use_tracking
 from components.registry.tracking import client as tracking_client
@@ -48,13 +56,14 @@ class RegisterPaths:
     lmdb: Path  # its val split scores a TensorRT engine before it may ship
 
 
-def version_tags(metrics: dict, run_id: str, lineage: dict[str, str]) -> dict[str, str]:
-    tags = {**lineage, "run_id": run_id, "gate": "passed" if metrics["gate_passed"] else "failed"}
-    tags.update({f"val_{k}": f"{metrics[k]:.4f}" for k in ("psnr", "ssim", "identity_psnr")})
-    folds = metrics.get("folds") or []
-    tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics['images']} pairs: every pair trained "
+def version_tags(metrics: EvaluationRecord, run_id: str, lineage: dict[str, str]) -> dict[str, str]:
+    tags = {**lineage, "run_id": run_id, "gate": "passed" if metrics.gate_passed else "failed"}
+    tags.update({"val_psnr": f"{metrics.psnr:.4f}", "val_ssim": f"{metrics.ssim:.4f}",
+                 "val_identity_psnr": f"{metrics.identity_psnr:.4f}"})
+    folds = metrics.folds
+    tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics.images} pairs: every pair trained "
                           f"{len(folds) - 1} of the {len(folds)} models shipped together and was scored by the other"
-                          if folds else f"held-out val split of {metrics['images']} pairs")
+                          if folds else f"held-out val split of {metrics.images} pairs")
     return tags
 
 
@@ -85,14 +94,15 @@ def version_extras(paths: RegisterPaths, fp16_ok: bool) -> list[tuple[str, Path]
             ("export", paths.export / EXPORT_RECORD), *fp16_extra]
 
 
-def engine_val_loss_db(onnx_path: Path, workdir: Path, profile: dict, paths: RegisterPaths, metrics: dict) -> float:
+def engine_val_loss_db(onnx_path: Path, workdir: Path, profile: dict, paths: RegisterPaths,
+                       metrics: EvaluationRecord) -> float:
     """The PSNR the FP16 engine loses against the gated ONNX on the val split, run as served."""
-    spec = InferenceSpec(**metrics["inference"])
+    spec = metrics.inference
     runner = tensorrt_runner(onnx_path, workdir, profile["tile"], profile["batch"])
-    return metrics["served_val_psnr"] - mean_psnr(runner, spec, val_pairs(paths.lmdb))
+    return metrics.served_val_psnr - mean_psnr(runner, spec, val_pairs(paths.lmdb))
 
 
-def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, profile: dict,
+def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: EvaluationRecord, profile: dict,
                     workdir: Path) -> tuple[list, dict]:
     """The serving engine for this machine's GPU, when it has one and TensorRT, and when it
     keeps the gate's quality on the val split: (extras to ship under ``tensorrt/<key>/``, what
@@ -108,7 +118,7 @@ def tensorrt_extras(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, pr
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types for a failed TensorRT build
         log.error("TensorRT engine build failed; registering without one: %s", exc)
         return [], {"failed": str(exc)}
-    limit = metrics["max_fp16_loss_db"]
+    limit = metrics.max_fp16_loss_db
     if built["val_loss_db"] > limit:
         why = (f"the FP16 engine loses {built['val_loss_db']:.3f} dB on the val split, over the "
                f"{limit} dB limit (evaluate.gate.max_fp16_loss_db)")
@@ -125,7 +135,8 @@ def _versions(client: MlflowClient, name: str) -> list:
     return client.search_model_versions(f"name='{name}'")
 
 
-def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> tuple[str, dict]:
+def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: EvaluationRecord,
+                         run_id: str) -> tuple[str, dict]:
     """Log and register the ONNX with its extras (and any TensorRT engine); (version, engine)."""
 
     export = read_record(ExportRecord, paths.export / EXPORT_RECORD)
@@ -133,20 +144,17 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
         split = read_splits(paths.lmdb / SPLITS_FILE)
     except (FileNotFoundError, ValueError) as exc:
         raise StageFailed(str(exc)) from exc
-    if "inference" not in metrics:
-        raise StageFailed(f"{paths.evaluate / 'metrics.json'} records no inference spec: run evaluate again")
-    inference = metrics["inference"]
+    spec = metrics.inference
     # train_pairs: a later gate compares this version only on pairs it did not train on
-    metadata = {"tiling": metrics["tiling"], "inference": inference, "input": "float32 NCHW RGB in [0,1]",
-                "pooling": export.pooling, "tlc_window": export.tlc_window,
-                "fp16": bool(metrics.get("fp16_ok")), "fp16_loss_db": metrics.get("fp16_loss_db"),
-                "validation": split.scheme, "networks": export.networks,
-                "train_pairs": split.train}
+    metadata = VersionMetadata(inference=spec, input="float32 NCHW RGB in [0,1]", pooling=export.pooling,
+                               tlc_window=export.tlc_window, fp16=bool(metrics.fp16_ok),
+                               fp16_loss_db=metrics.fp16_loss_db, validation=split.scheme,
+                               networks=export.networks, train_pairs=split.train).model_dump(mode="json")
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
-        profile = {"tile": InferenceSpec(**inference).largest_input, "batch": metrics["tiling"]["batch"]}
+        profile = {"tile": spec.largest_input, "batch": spec.tiling.batch}
         trt_extras, engine = tensorrt_extras(cfg, paths, metrics, profile, Path(tmp))
-        extras = version_extras(paths, bool(metrics.get("fp16_ok"))) + trt_extras
+        extras = version_extras(paths, bool(metrics.fp16_ok)) + trt_extras
         version = str(log_and_register(onnx_path, run_id, cfg.registry.model_name, metadata, extras))
     trt_tag = engine.get("key") or "none: " + engine.get("skipped", engine.get("failed", ""))
     tracking_client().set_model_version_tag(cfg.registry.model_name, version, "tensorrt", trt_tag)
@@ -155,7 +163,7 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: dic
 
 def logged_model_id(mv: ModelVersion) -> str:
     """The logged model behind a version (some stores leave ``model_id`` empty; ``source`` names it)."""
-    return mv.model_id or mv.source.removeprefix("models:/")
+    return mv.model_id or (mv.source or "").removeprefix("models:/")
 
 
 def review_link(experiment_id: str, run_id: str, artifact: str) -> str:
@@ -169,7 +177,7 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
     description) and copied to ``<out>/review.html``; the artifact path, or None."""
 
     from components.evaluation.review_page import write_review_page
-    from components.registry.versions import version_info
+    from components.registry.versions import run_of, version_info
 
     source = paths.evaluate / REVIEW_DATA
     data = json.loads(source.read_text()) if source.is_file() else None
@@ -188,7 +196,8 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
         paths.out.mkdir(parents=True, exist_ok=True)  # DVC removed it with its outputs
         shutil.copyfile(page, paths.out / "review.html")
     artifact = f"review/{page.name}"
-    link = review_link(client.get_run(mv.run_id).info.experiment_id, mv.run_id, artifact)
+    run_id = run_of(mv)
+    link = review_link(client.get_run(run_id).info.experiment_id, run_id, artifact)
     client.update_model_version(model_name, version, description=(
         f"[Review: version {version} beside champion version {champion}]({link}) on {len(data['rows'])} "
         f"val photos, before/after at full resolution; the same page is in this version's artifacts ({artifact})."))
@@ -196,9 +205,9 @@ def attach_review(model_name: str, version: str, paths: RegisterPaths) -> str | 
 
 
 def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
-    metrics = json.loads((paths.evaluate / "metrics.json").read_text())
-    if not metrics["gate_passed"]:
-        raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics["gate_reasons"]))
+    metrics = read_record(EvaluationRecord, paths.evaluate / EVALUATION_RECORD)
+    if not metrics.gate_passed:
+        raise StageFailed("refusing to register a model that failed the gate: " + "; ".join(metrics.gate_reasons))
     with registry_calls(f"registering {paths.export / 'model.onnx'}"):
         use_tracking()
         run_id = training_run(paths.train)
@@ -212,7 +221,7 @@ def run_register(cfg: RegisterConfig, paths: RegisterPaths) -> dict:
     return result
 
 
-def _register(cfg: RegisterConfig, paths: RegisterPaths, metrics: dict, run_id: str) -> dict:
+def _register(cfg: RegisterConfig, paths: RegisterPaths, metrics: EvaluationRecord, run_id: str) -> dict:
     """The version of this training run: created once; a retry (after a failure anywhere past
     its creation: tags, aliases, review) completes that same version."""
     client, reg = tracking_client(), cfg.registry

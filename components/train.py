@@ -116,11 +116,13 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
         if cfg.ships == "ensemble":
             parent = _ensemble_run(cfg, len(folds)) if ranks.is_main else None
             results = train_folds(cfg, paths, folds, device, ranks, parent)
-            return assemble_ensemble(cfg, paths, parent, results) if ranks.is_main else None
+            if parent is None:  # another rank: the main one assembles
+                return None
+            return assemble_ensemble(cfg, paths, parent, [r for r in results if r is not None])
         shipped = train_model(cfg, paths, device, ranks)  # every pair: lmdb's top-level train holds them all
         results = train_folds(cfg, paths, folds, device, ranks, shipped["run_id"] if shipped else None)
-        if ranks.is_main:
-            _tag_run(shipped["run_id"], {"brighthouse.fold_models": ",".join(r["run_id"] for r in results)})
+        if shipped is not None:  # the main rank
+            _tag_run(shipped["run_id"], {"brighthouse.fold_models": ",".join(r["run_id"] for r in results if r)})
         return shipped
     finally:
         shutdown()

@@ -27,13 +27,14 @@ class ValidatePaths:
 def run_validate(cfg: ValidateConfig, paths: ValidatePaths) -> dict:
     report = validate_folder(paths.data, cfg)
     html = write_reports(report, paths.report)
-    summary = f"{report['failed']} of {report['pairs']} pairs failed validation (report: {html})"
-    if report["failed"] and (cfg.on_failure == "fail" or not report["accepted"]):
-        raise StageFailed(f"{summary}:\n{format_failures(report)}")
-    if report["failed"]:
-        log.warning("%s; quarantined (left out of training, files kept):\n%s", summary, format_failures(report))
-    return {"pairs": report["pairs"], "accepted": len(report["accepted"]),
-            "quarantined": report["failed"], "report": str(paths.report)}
+    summary = f"{report.failed} of {report.pairs} pairs failed validation (report: {html})"
+    if report.failed and (cfg.on_failure == "fail" or not report.accepted):
+        raise StageFailed(f"{summary}:\n{format_failures(report.failures)}")
+    if report.failed:
+        log.warning("%s; quarantined (left out of training, files kept):\n%s", summary,
+                    format_failures(report.failures))
+    return {"pairs": report.pairs, "accepted": len(report.accepted),
+            "quarantined": report.failed, "report": str(paths.report)}
 
 
 def main(argv: list[str] | None = None) -> int:

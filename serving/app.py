@@ -195,8 +195,9 @@ def _add_status_routes(app: FastAPI, holder: ModelHolder, metrics: ServingMetric
         engine = _engine_or_503(holder)
         ref = engine.ref
         return {"name": ref.name, "version": ref.version, "alias": ref.alias, "runtime": engine.runtime,
-                "mode": engine.spec.mode, "tiling": ref.tiling, "tile_batch": engine.tile_batch,
-                "metadata": ref.metadata,
+                "mode": engine.spec.mode, "tiling": ref.metadata.inference.tiling.model_dump(),
+                "tile_batch": engine.tile_batch,
+                "metadata": ref.metadata.model_dump(mode="json"),
                 "lineage": ref.tags}
 
     @app.get("/metrics")

@@ -37,7 +37,7 @@ class TileBatcher:
             if self._closed:  # a request that started on a retired model finishes inline
                 out = self.run_batch(tiles)
                 return lambda: out
-            futures = [Future() for _ in range(len(tiles))]
+            futures: list[Future] = [Future() for _ in range(len(tiles))]
             for tile, fut in zip(tiles, futures, strict=True):
                 heapq.heappush(self._pending, (priority, next(self._sequence), tile, fut))
             self._cond.notify()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.inference.modes import enhance, spec_from_metadata
+from components.inference.modes import enhance
 from components.inference.tensorrt_engine import (
     current_engine_key,
     engine_files,
@@ -41,7 +41,7 @@ def unverified_reason(ref: ModelRef, tile: int, tile_batch: int) -> str | None:
     if not engine_files(ref.onnx_path.parent / "tensorrt" / key):
         return (f"version {ref.version} has no TensorRT engine verified on the val split for {key} "
                 f"(its tensorrt tag: {ref.tags.get('tensorrt', 'none')})")
-    verified = (spec_from_metadata(ref.metadata).largest_input, ref.tiling["batch"])
+    verified = (ref.metadata.inference.largest_input, ref.metadata.inference.tiling.batch)
     if (tile, tile_batch) != verified:
         return f"its verified engine is for {verified[1]} tiles of {verified[0]} px, not {tile_batch} of {tile} px"
     return None
@@ -93,11 +93,12 @@ class Engine:
     def __init__(self, ref: ModelRef, runtime: str = "auto", tile_batch: int = 0, window_ms: float = 5.0,
                  tile: int = 0) -> None:
         # ``tile`` overrides the evaluated tile size: for benchmarks only, since the gate
-        # measured the model with ref.tiling
+        # measured the model with the version's tiling
         self.ref = ref
-        self.spec = spec_from_metadata(ref.metadata)
-        self.tiling = {**ref.tiling, "tile": tile or ref.tiling["tile"]}
-        self.tile_batch = tile_batch or ref.tiling["batch"]
+        self.spec = ref.metadata.inference
+        tiling = self.spec.tiling
+        self.tiling = {**tiling.model_dump(), "tile": tile or tiling.tile}
+        self.tile_batch = tile_batch or tiling.batch
         # hand the batcher several batches' worth of tiles at once, so it can mix requests
         run_tiling = {**self.tiling, "batch": 4 * self.tile_batch}
         self.spec = self.spec.model_copy(update={"tiling": self.spec.tiling.model_copy(update=run_tiling)})

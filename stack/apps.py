@@ -8,6 +8,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 from stack.services import Service, current_log, log_file
@@ -116,13 +117,13 @@ def airflow_services(folder: Path, env: dict[str, str], settings: StackSettings)
     for daemon in AIRFLOW_DAEMONS:
         extra = ["--skip-serve-logs"] if daemon == "triggerer" else []  # its log server binds every interface
         services.append(Service(f"airflow-{daemon}", [airflow, daemon, *extra],
-                                lambda daemon=daemon: _component_healthy(settings, daemon), env=env,
+                                partial(_component_healthy, settings, daemon), env=env,
                                 ready_within_s=120))
     for queue in WORKER_QUEUES:
         name = f"airflow-worker-{queue}"
         argv = [airflow, "celery", "worker", "--queues", queue, "--concurrency", "1", "--skip-serve-logs",
                 "--celery-hostname", f"{queue}@%h"]
-        services.append(Service(name, argv, lambda name=name: _worker_ready(folder, name), env=env,
+        services.append(Service(name, argv, partial(_worker_ready, folder, name), env=env,
                                 ready_within_s=120))
     return services
 

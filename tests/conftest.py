@@ -177,7 +177,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
                "gate_reasons": [] if gate_passed else ["PSNR 25.00 dB < floor 30 dB"],
                "tiling": {"tile": 64, "overlap": 8, "batch": 2},
                "inference": inference or FAKE_INFERENCE,
-               "max_fp16_loss_db": 0.05, "served_val_psnr": 25.0, "images": 2}
+               "max_fp16_loss_db": 0.05, "served_val_psnr": 25.0, "images": 2, "validation": "hash"}
     (dirs["evaluate"] / "metrics.json").write_text(json.dumps(metrics))
     # the split of ``pair_folder`` (hash split: p08 and p11 held out)
     ids = [f"p{i:02d}" for i in range(12)]
@@ -192,15 +192,16 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
 
 def lmdb_paths(folder: Path, out: Path, accepted: list[str] | None = None):
     """LmdbPaths for ``folder`` with a validation report accepting ``accepted`` (default: all)."""
-    import json
-
     from components.data.pairs import find_pairs
     from components.lmdb import LmdbPaths
+    from components.records import ValidationPolicy, ValidationReport, write_record
 
     report = out.parent / f"{out.name}-validate.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     ids = accepted if accepted is not None else [p.pair_id for p in find_pairs(folder)]
-    report.write_text(json.dumps({"accepted": ids, "policy": {"max_megapixels": 60}}))
+    policy = ValidationPolicy(modes="convert", on_failure="quarantine", max_megapixels=60)
+    write_record(report, ValidationReport(folder=str(folder), policy=policy, pairs=len(ids), failed=0, failures=[],
+                                          accepted=ids, notes={}, hashes={}))
     return LmdbPaths(folder, report, out)
 
 

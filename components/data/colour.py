@@ -38,15 +38,18 @@ def srgb_icc() -> bytes:
 
 def _colorants(profile: ImageCms.ImageCmsProfile) -> list[float] | None:
     core = profile.profile
+    colorants = (core.red_colorant, core.green_colorant, core.blue_colorant)
+    if any(c is None for c in colorants):  # no colorant tags: a LUT-based or CMYK profile
+        return None
     try:
-        return [v for c in (core.red_colorant, core.green_colorant, core.blue_colorant) for v in c[0]]
+        return [v for c in colorants if c is not None for v in c[0]]
     except (TypeError, IndexError):  # no colorant tags: a LUT-based or CMYK profile
         return None
 
 
 def is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
     ours, theirs = _colorants(srgb_profile()), _colorants(profile)
-    if theirs is None:
+    if ours is None or theirs is None:
         return False
     return max(abs(a - b) for a, b in zip(ours, theirs, strict=False)) <= SRGB_COLORANT_TOLERANCE
 
@@ -67,6 +70,8 @@ def to_srgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | N
         name = describe(profile)
         converted = ImageCms.profileToProfile(img, profile, srgb_profile(), outputMode="RGB",
                                               renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+        if converted is None:  # Pillow returns None only in place, which is not asked for here
+            raise ValueError("the conversion returned no image")
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
         return img, None, f"embedded ICC profile unreadable ({exc}); pixels taken as sRGB"
     return converted, srgb_icc(), f"colours converted from {name} to sRGB (embedded ICC profile)"

@@ -132,7 +132,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
     with _named_errors(name, max_pixels):
         img = _open_header(data, name, max_pixels)
         if getattr(img, "is_animated", False) and img.format != "MPO":  # MPO: a camera JPEG + preview
-            raise ImageError(f"{name}: an animated or multi-frame {img.format} ({img.n_frames} frames); "
+            frames = getattr(img, "n_frames", "several")
+            raise ImageError(f"{name}: an animated or multi-frame {img.format} ({frames} frames); "
                              "only still photos can be used")
         img.load()
         exif = img.getexif()

@@ -31,7 +31,7 @@ from components.data.imageio import ImageError, load_rgb
 from components.data.pair_checks import dhash
 from components.data.pair_suite import format_failures, validate_folder, write_reports
 from components.data.pairs import ManifestError, Pair, find_pairs
-from components.records import write_json
+from components.records import VALIDATION_RECORD, ValidationReport, write_json
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def plan_pair(pair: Pair, data_dir: Path) -> tuple[str, list[tuple[Path, Path]]]
     if unsafe_id(pair.pair_id):  # validation refuses these; this guards the writes themselves
         raise IngestError(unsafe_id(pair.pair_id))
     moves, states = [], set()
-    for role, src in (("src", pair.input), ("tar", pair.target)):
+    for role, src in zip(("src", "tar"), pair.files(), strict=True):
         dest = data_dir / f"{pair.pair_id}_{role}{_ext(src)}"
         old = _existing(data_dir, dest.stem)
         if not old:
@@ -95,10 +95,11 @@ def _known_hashes(data_dir: Path, cfg: ValidateConfig, skip: set[str], cache: Pa
     for pair in find_pairs(data_dir) if data_dir.is_dir() else []:
         if pair.pair_id in skip or not pair.complete:
             continue
-        sha = _sha(pair.target)
+        target = pair.files()[1]
+        sha = _sha(target)
         if sha not in known:
             try:
-                known[sha] = f"{dhash(load_rgb(pair.target, flatten_alpha=True)):016x}"
+                known[sha] = f"{dhash(load_rgb(target, flatten_alpha=True)):016x}"
             except ImageError:
                 continue  # a broken stored file is the validate stage's finding, not this one's
         hashes[pair.pair_id] = int(known[sha], 16)
@@ -106,16 +107,16 @@ def _known_hashes(data_dir: Path, cfg: ValidateConfig, skip: set[str], cache: Pa
     return hashes
 
 
-def _keep_rejected(report: dict, inbox: Path, folder: Path) -> None:
+def _keep_rejected(report: ValidationReport, inbox: Path, folder: Path) -> None:
     """Copies of the rejected files beside the report, so they survive a cleaned-up inbox:
     only regular files from inside the inbox, never a pair refused unread."""
-    for failure in report["failures"]:
-        if failure.get("unread"):
+    for failure in report.failures:
+        if failure.unread:
             continue
-        for name in (failure["input"], failure["target"]):
-            if name and name != "None" and Path(name).is_file() and not outside(inbox, Path(name)):
-                (folder / failure["pair_id"]).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(name, folder / failure["pair_id"] / Path(name).name)
+        for name in (failure.input, failure.target):
+            if name and Path(name).is_file() and not outside(inbox, Path(name)):
+                (folder / failure.pair_id).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(name, folder / failure.pair_id / Path(name).name)
 
 
 def ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, replace: bool = False,
@@ -140,12 +141,12 @@ def _ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, r
     known = _known_hashes(data_dir, cfg, incoming, state_dir / "hash-cache.json")
     report = validate_folder(inbox, cfg, known, confined=True)
     report_dir = state_dir / "ingest-reports" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    html = write_reports(report, report_dir / "report.json")
+    html = write_reports(report, report_dir / VALIDATION_RECORD)
     _keep_rejected(report, inbox, report_dir / "quarantine")
-    if report["failed"] and cfg.on_failure == "fail":
-        raise IngestError(f"{report['failed']} pairs failed validation and on_failure is 'fail': nothing was "
-                          f"added (report: {html}):\n{format_failures(report)}")
-    accepted = set(report["accepted"])
+    if report.failed and cfg.on_failure == "fail":
+        raise IngestError(f"{report.failed} pairs failed validation and on_failure is 'fail': nothing was "
+                          f"added (report: {html}):\n{format_failures(report.failures)}")
+    accepted = set(report.accepted)
     plans = {p.pair_id: plan_pair(p, data_dir) for p in find_pairs(inbox, confined=True) if p.pair_id in accepted}
     conflicts = sorted(i for i, (state, _) in plans.items() if state == "conflict")
     if conflicts and not replace:
@@ -159,7 +160,7 @@ def _ingest(inbox: Path, data_dir: Path, cfg: ValidateConfig, state_dir: Path, r
     summary = {"inbox": str(inbox), "report": str(html),
                "added": sorted(i for i, (s, _) in plans.items() if s == "new"), "replaced": conflicts,
                "unchanged": sorted(i for i, (s, _) in plans.items() if s == "same"),
-               "rejected": report["failures"], "notes": report["notes"]}
+               "rejected": [f.model_dump() for f in report.failures], "notes": report.notes}
     write_json(report_dir / "summary.json", summary)
     return summary
 

@@ -13,6 +13,14 @@ import lmdb
 import numpy as np
 
 
+def _decode(buf: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """An LMDB value's PNG as RGB uint8; a value that does not decode names its database."""
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: image {key!r} does not decode; run the lmdb stage again")
+    return bgr[..., ::-1]
+
+
 def iter_lmdb(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     """(key, RGB float32 in [0, 1]) for each image of a BasicSR LMDB, one at a time."""
     keys = [line.split(".")[0] for line in (path / "meta_info.txt").read_text().splitlines()]
@@ -20,8 +28,10 @@ def iter_lmdb(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     try:
         with env.begin() as txn:
             for key in keys:
-                buf = np.frombuffer(txn.get(key.encode("ascii")), np.uint8)
-                yield key, cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+                value = txn.get(key.encode("ascii"))
+                if value is None:
+                    raise KeyError(f"{path} has no image {key!r} (meta_info.txt lists it): run the lmdb stage again")
+                yield key, _decode(np.frombuffer(value, np.uint8), path, key).astype(np.float32) / 255.0
     finally:
         env.close()
 
@@ -36,10 +46,11 @@ def iter_pairs(split: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
 
 def lmdb_shapes(path: Path) -> dict[str, tuple[int, int, int]]:
     """Key -> (h, w, c) from an LMDB's meta_info.txt, without opening the database."""
-    shapes = {}
+    shapes: dict[str, tuple[int, int, int]] = {}
     for line in (path / "meta_info.txt").read_text().splitlines():
         name, shape, _ = line.split(" ")
-        shapes[name.split(".")[0]] = tuple(int(v) for v in shape.strip("()").split(","))
+        h, w, c = (int(v) for v in shape.strip("()").split(","))
+        shapes[name.split(".")[0]] = (h, w, c)
     return shapes
 
 
@@ -67,7 +78,7 @@ class LmdbPairs:
             if value is None:
                 raise KeyError(f"{self.roots[side]} has no image {key!r} (meta_info.txt lists it): "
                                "run the lmdb stage again")
-            images.append(cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])
+            images.append(_decode(np.frombuffer(value, np.uint8), self.roots[side], key))
         if images[0].shape != images[1].shape:
             raise ValueError(f"{key}: input {images[0].shape} and target {images[1].shape} differ in "
                              f"{self.roots['lq'].parent}")

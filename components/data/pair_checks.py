@@ -9,7 +9,8 @@ def _grey_small(rgb: np.ndarray, long_side: int) -> np.ndarray:
     img = Image.fromarray(rgb).convert("L")
     scale = long_side / max(img.size)
     if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BILINEAR)
     return np.asarray(img, np.float64)
 
 
@@ -34,7 +35,7 @@ def alignment_score(inp: np.ndarray, tar: np.ndarray, long_side: int = 128) -> f
 
 def dhash(rgb: np.ndarray) -> int:
     """64-bit difference hash: survives re-encoding, resizing and mild edits."""
-    img = Image.fromarray(rgb).convert("L").resize((9, 8), Image.BILINEAR)
+    img = Image.fromarray(rgb).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
     px = np.asarray(img, np.int16)
     bits = (px[:, 1:] > px[:, :-1]).flatten()
     return int(sum(1 << i for i, b in enumerate(bits) if b))

@@ -14,7 +14,7 @@ from components.data.data_report import write_html_report
 from components.data.pair_table import measure_pairs
 from components.data.pairs import ManifestError, find_pairs
 from components.errors import StageFailed
-from components.records import write_json
+from components.records import PairFailure, ValidationPolicy, ValidationReport, write_record
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -48,14 +48,17 @@ def run_suite(df: pd.DataFrame, cfg: ValidateConfig) -> dict[str, list[str]]:
     """Validate the table with great-expectations; return {pair_id: [reasons]} for failures."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas("pairs").add_dataframe_asset("pairs")
     batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(_suite(cfg), result_format="COMPLETE")
     failures: dict[str, list[str]] = {}
     for res in result.results:
+        if res.expectation_config is None:
+            raise RuntimeError("great-expectations returned a result without its expectation")
         column = res.expectation_config.kwargs["column"]
         reason = CHECKS.get(column, f"smaller than {cfg.min_side} px on its short side")
         for idx in res.result.get("unexpected_index_list") or []:
@@ -64,7 +67,7 @@ def run_suite(df: pd.DataFrame, cfg: ValidateConfig) -> dict[str, list[str]]:
 
 
 def validate_folder(folder: Path, cfg: ValidateConfig, known: dict[str, int] | None = None,
-                    confined: bool = False) -> dict:
+                    confined: bool = False) -> ValidationReport:
     """The validation report for every pair in ``folder``; ``known`` are target hashes of
     pairs already in the dataset, so a re-delivered photo under a new id is caught.
     ``confined`` for a delivery from outside: see ``components.data.confine``."""
@@ -76,24 +79,28 @@ def validate_folder(folder: Path, cfg: ValidateConfig, known: dict[str, int] | N
         raise StageFailed(f"{folder}: no image pairs found (expected <id>_src/<id>_tar or input/ + target/)")
     df, hashes = measure_pairs(pairs, cfg, known)
     failures = run_suite(df, cfg)
-    bad = [{"pair_id": row.pair_id, "input": row.input, "target": row.target, "unread": not row.safe,
-            "reasons": failures[row.pair_id], "detail": "; ".join(row.detail)}
+    bad = [PairFailure(pair_id=str(row.pair_id), input=_text(row.input), target=_text(row.target),
+                       unread=not bool(row.safe), reasons=failures[row.pair_id], detail="; ".join(row.detail))
            for row in df[df.pair_id.isin(failures)].itertuples()]
-    return {"folder": str(folder), "policy": {"modes": cfg.modes, "on_failure": cfg.on_failure,
-                                                   "max_megapixels": cfg.max_megapixels},
-            "pairs": len(df), "failed": len(bad), "failures": bad,
-            "accepted": sorted(set(df.pair_id) - set(failures)),
-            "notes": {row.pair_id: row.notes for row in df.itertuples() if row.notes},
-            "hashes": {k: f"{h:016x}" for k, h in sorted(hashes.items())}}
+    policy = ValidationPolicy(modes=cfg.modes, on_failure=cfg.on_failure, max_megapixels=cfg.max_megapixels)
+    return ValidationReport(folder=str(folder), policy=policy, pairs=len(df), failed=len(bad), failures=bad,
+                            accepted=sorted(set(df.pair_id) - set(failures)),
+                            notes={str(row.pair_id): list(row.notes) for row in df.itertuples() if row.notes},
+                            hashes={k: f"{h:016x}" for k, h in sorted(hashes.items())})
 
 
-def format_failures(report: dict) -> str:
-    lines = [f"{f['pair_id']}: {', '.join(f['reasons'])} ({f['input']} | {f['target']})"
-             + (f" - {f['detail']}" if f["detail"] else "") for f in report["failures"]]
+def _text(cell: object) -> str | None:
+    """A table cell that holds a path, or None where the pair has no such file (pandas: NaN)."""
+    return cell if isinstance(cell, str) else None
+
+
+def format_failures(failures: list[PairFailure]) -> str:
+    lines = [f"{f.pair_id}: {', '.join(f.reasons)} ({f.input or 'no input'} | {f.target or 'no target'})"
+             + (f" - {f.detail}" if f.detail else "") for f in failures]
     return "\n".join(lines)
 
 
-def write_reports(report: dict, json_path: Path) -> Path:
+def write_reports(report: ValidationReport, json_path: Path) -> Path:
     """The JSON report and, beside it, the same as HTML with thumbnails of failing pairs."""
-    write_json(json_path, report)
+    write_record(json_path, report)
     return write_html_report(report, json_path.with_suffix(".html"))

@@ -26,7 +26,7 @@ COLUMNS = ("safe", "partner_present", "input_decodes", "target_decodes", "modes_
 
 def _decode(pair: Pair, row: dict, cfg: ValidateConfig, upright: bool = True) -> dict[str, Decoded]:
     images = {}
-    for role, path in (("input", pair.input), ("target", pair.target)):
+    for role, path in zip(("input", "target"), pair.files(), strict=True):
         try:
             images[role] = read_image(path, int(cfg.max_megapixels * 1_000_000), flatten_alpha=True, upright=upright)
             row[f"{role}_decodes"] = True
@@ -79,7 +79,8 @@ def _check_geometry(images: dict[str, Decoded], row: dict, cfg: ValidateConfig) 
 def measure_pair(pair: Pair, cfg: ValidateConfig) -> tuple[dict, int | None]:
     """The pair's row, and its target's perceptual hash (None when it has no usable pixels)."""
     row: dict = {c: None for c in COLUMNS}
-    row.update(pair_id=pair.pair_id, input=str(pair.input), target=str(pair.target), detail=[], notes=[])
+    row.update(pair_id=pair.pair_id, input=None if pair.input is None else str(pair.input),
+               target=None if pair.target is None else str(pair.target), detail=[], notes=[])
     row["safe"] = not pair.refused
     if pair.refused:  # nothing is read: not even whether the partner exists
         row["detail"].append(pair.refused)

@@ -46,6 +46,12 @@ class Pair:
     def complete(self) -> bool:
         return not self.refused and all(p is not None and p.is_file() for p in (self.input, self.target))
 
+    def files(self) -> tuple[Path, Path]:
+        """(input, target) of a pair that has both; one that lacks either is an error naming it."""
+        if self.input is None or self.target is None:
+            raise ValueError(f"pair {self.pair_id!r} has no {'input' if self.input is None else 'target'} file")
+        return self.input, self.target
+
 
 def confine(pair: Pair, root: Path) -> Pair:
     """``pair`` with the reason its id or files may not be used from the delivery ``root``."""
@@ -127,7 +133,7 @@ def _find(folder: Path, confined: bool) -> list[Pair]:
         if reason:
             raise ManifestError(f"{reason}; nothing in the delivery was read")
     listed = pairs_from_manifest(folder) if manifest.is_file() else []
-    mentioned = {p for pair in listed for p in (pair.input, pair.target)}
+    mentioned = {p for pair in listed for p in (pair.input, pair.target) if p is not None}
     rest = _pairs_from_suffixes(folder, mentioned)
     clash = sorted({p.pair_id for p in listed} & {p.pair_id for p in rest})
     if clash:

@@ -69,7 +69,7 @@ def build_sample(out_dir: str | Path) -> list[str]:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ids = []
+    ids: list[str] = []
     for name, crops in SOURCES.items():
         photo = np.asarray(getattr(skdata, name)())[..., :3]
         for k, frac in enumerate(crops):

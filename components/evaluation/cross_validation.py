@@ -46,7 +46,9 @@ def score_folds(folds: list[Fold], spec: InferenceSpec, runner_for: Callable[[Pa
                 lpips_fn: LpipsFn | None = None,
                 keep_worst: int = 0, on_pair: PairObserver | None = None) -> tuple[list[dict], list, list[dict]]:
     """(rows, worst previews, one summary per fold); ``runner_for(onnx path)`` gives a BatchFn."""
-    rows, worst, per_fold = [], [], []
+    rows: list[dict] = []
+    worst: list = []
+    per_fold: list[dict] = []
     for i, fold in enumerate(folds):
         served = Runner("served", runner_for(fold.onnx), spec)
         fold_rows, fold_worst = score_split(val_pairs(fold.lmdb), served, [champion] if champion else [],

@@ -15,7 +15,7 @@ SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5
 SSIM_PAD = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # scikit-image's window radius, and the border it ignores
 
 
-def _strips(height: int, start: int = 0, stop: int | None = None) -> Iterator[slice]:
+def _strips(height: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int]]:
     stop = height if stop is None else stop
     for a in range(start, stop, STRIP_ROWS):
         yield a, min(a + STRIP_ROWS, stop)

@@ -99,14 +99,13 @@ def compare_versions(model_name: str, version: str, against: str, lmdb_dir: Path
     """Review data for any two registered versions, each run as served (its own ONNX, mode and
     tiling) on the val split in ``lmdb_dir``: the same pass and page as ``register``'s."""
     from components.evaluation.scoring import Runner, score_split, val_pairs
-    from components.inference.modes import spec_from_metadata
     from components.inference.onnx_session import ort_runner
     from components.registry.model_store import fetch
 
     runners = []
     for name, ver in ((CHALLENGER, version), (CHAMPION, against)):
         ref = fetch(model_name, "", ver)
-        runners.append(Runner(name, ort_runner(ref.onnx_path), spec_from_metadata(ref.metadata), keep_output=True))
+        runners.append(Runner(name, ort_runner(ref.onnx_path), ref.metadata.inference, keep_output=True))
     collector = ReviewCollector(cfg)
     score_split(val_pairs(lmdb_dir), runners[0], runners[1:], on_pair=collector)
     return {"champion_version": str(against), **collector.result()}

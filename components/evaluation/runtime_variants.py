@@ -35,7 +35,8 @@ def variant_runners(cfg: EvaluateConfig, lmdb_dir: Path, train_dir: Path, export
 
     export = read_record(ExportRecord, export_dir / EXPORT_RECORD)
     sample = variant_sample(lmdb_dir, cfg.variant_pairs)
-    runners, info = [], {}
+    runners: list[Runner] = []
+    info: dict[str, object] = {}
     if cfg.compare_pooling:
         served, other = export.pooling, "global" if export.pooling == "tlc" else "tlc"
         model = load_model(train_dir / "model.pth", tlc_window=export.tlc_window if other == "tlc" else 0)
@@ -53,7 +54,7 @@ def _paired_loss(rows: list[dict], column: str) -> tuple[float, int]:
 
 
 def variant_results(rows: list[dict], pooling: str | None, cfg: EvaluateConfig) -> dict:
-    out = {}
+    out: dict[str, object] = {}
     other = next((k for r in rows for k in r if k.endswith("_pooling_psnr")), None)
     if other:
         loss, n = _paired_loss(rows, other)

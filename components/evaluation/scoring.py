@@ -92,7 +92,8 @@ def score_split(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], served: Run
     ``keep_worst`` lowest-PSNR pairs. ``on_pair`` sees each pair with the served output and
     those of runners that ``keep_output``."""
     others = list(others)
-    rows, worst = [], []
+    rows: list[dict] = []
+    worst: list = []
     for key, lq, gt in pairs:
         out, seconds = _timed(served, lq)
         outputs = {served.name: (out, seconds)}

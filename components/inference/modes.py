@@ -48,9 +48,3 @@ def enhance(image: np.ndarray, run_batch: BatchFn, spec: InferenceSpec, out_dtyp
     return enhance_tiled(image, run_batch, t.tile, t.overlap, t.batch, out_dtype)
 
 
-def spec_from_metadata(metadata: dict) -> InferenceSpec:
-    """The spec a model version was evaluated with (register records it); never a guessed mode."""
-    if "inference" not in metadata:
-        raise ValueError("the version records no inference spec (registered before brighthouse recorded one): "
-                         "register it again from its pipeline run")
-    return InferenceSpec(**metadata["inference"])

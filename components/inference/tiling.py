@@ -114,7 +114,7 @@ def enhance_tiled(image: np.ndarray, run_batch: BatchFn, tile: int, overlap: int
     tiles = list(iter_tiles(h, w, tile, overlap))
     th, tw = tiles[0][2], tiles[0][3]
     win = blend_window(th, tw, overlap)[..., None]
-    out = np.empty((h, w, 3), out_dtype)
+    out: np.ndarray = np.empty((h, w, 3), out_dtype)
     acc, weight = np.zeros((th, w, 3), np.float32), np.zeros((th, w), np.float32)
     top = 0  # the image row that acc's first row holds
     for (y, x, _, _), pred in zip(tiles, _outputs(image, run_batch, tiles, batch), strict=True):

@@ -78,8 +78,8 @@ def fit_local_affine(src: np.ndarray, dst: np.ndarray, radius: int, eps: float) 
     a = _solve_sym3(cov_ii + eps * np.eye(3), cov_ip)  # (h, w, 3 in, 3 out)
     b = mean_p - (mean_i[..., None, :] @ a)[..., 0, :]
     local = np.concatenate([a, b[..., None, :]], axis=-2).reshape(h, w, 12)
-    local = _box(local, radius).reshape(h, w, 4, 3)
-    return (local + g).astype(np.float32)
+    smooth = _box(local, radius).reshape(h, w, 4, 3)
+    return (smooth + g).astype(np.float32)
 
 
 def _linear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,7 +99,7 @@ def apply_local_affine(image: np.ndarray, coef: np.ndarray, strip_rows: int = 25
     h = coef.shape[0]
     y0, y1, fy = _linear_taps(big_h, h)
     scale = np.float32(1 / 255) if image.dtype == np.uint8 else np.float32(1)
-    out = np.empty((big_h, big_w, 3), out_dtype)
+    out: np.ndarray = np.empty((big_h, big_w, 3), out_dtype)
     for top in range(0, big_h, strip_rows):
         rows = slice(top, min(big_h, top + strip_rows))
         wy = fy[rows, None, None, None]
@@ -111,7 +111,8 @@ def apply_local_affine(image: np.ndarray, coef: np.ndarray, strip_rows: int = 25
                   for k in range(4)]
         px = image[rows].astype(np.float32)
         px *= scale
-        res, tmp = planes[3], np.empty_like(planes[3])
+        res: np.ndarray = planes[3]
+        tmp = np.empty_like(res)
         for k in range(3):
             np.multiply(planes[k], px[..., k : k + 1], out=tmp)
             res += tmp

@@ -145,7 +145,7 @@ def train(opt: dict, hooks: TrainHooks, ranks: Ranks = ONE_PROCESS) -> tuple[tor
 
         model.net_g = DistributedDataParallel(model.net_g, device_ids=[ranks.local_rank] if opt["num_gpu"] else None)
     log.info("training iterations %d-%d on %d image(s), %d batches per epoch, %d rank(s)", start + 1,
-             opt["train"]["total_iter"], len(loader.dataset), len(loader), ranks.world_size)
+             opt["train"]["total_iter"], len(loader.dataset), len(loader), ranks.world_size)  # type: ignore[arg-type]
     _loop(model, step, _batches(loader, sampler, start), opt, hooks, start, ranks)
     net = model.get_bare_model(getattr(model, "net_g_ema", model.net_g))
     return net.cpu().eval(), check_ranks_agree(net, ranks)
@@ -182,7 +182,7 @@ def _batches(loader: DataLoader, sampler: EnlargedSampler, start: int) -> Iterat
     epoch, skip = divmod(start, len(loader))
     while True:
         sampler.set_epoch(epoch)
-        sampler.skip = skip * loader.batch_size
+        sampler.skip = skip * (loader.batch_size or 1)
         yield from map(_patch_batch, loader)
         epoch, skip = epoch + 1, 0
 
@@ -247,7 +247,7 @@ def _resumable_sampler(dataset: Dataset, num_replicas: int, rank: int) -> Enlarg
     class ResumableSampler(EnlargedSampler):
         skip = 0  # samples to leave out of the next epoch
 
-        def __iter__(self):
+        def __iter__(self) -> Iterator[int]:
             return iter(list(super().__iter__())[self.skip:])
 
     return ResumableSampler(dataset, num_replicas, rank, 1)

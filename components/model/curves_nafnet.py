@@ -11,6 +11,8 @@ adapts the preset to the photo it sees.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -20,6 +22,8 @@ from components.model.nafnet_arch import NAFNet
 
 class ToneCurves(nn.Module):
     """Per-channel curves over 256 levels, linearly interpolated between levels (ONNX: Gather)."""
+
+    lut: torch.Tensor
 
     def __init__(self, curves: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -45,6 +49,8 @@ MIXES = {"curves": (1.0, 0.0, 0.0), "histogram": (0.0, 1.0, 0.0), "blend": (0.5,
 class HistogramMatch(nn.Module):
     """Each channel's quantiles (of the image it is given) moved onto fixed target quantiles,
     piecewise linearly; the sum of clamped ramps is exportable (no searchsorted in ONNX)."""
+
+    target: torch.Tensor
 
     def __init__(self, target_quantiles: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -74,7 +80,7 @@ class HistogramMatch(nn.Module):
 
 
 class CurvesNAFNet(nn.Module):
-    def __init__(self, tone_curves: list | None = None, preset: dict | None = None, **arch) -> None:
+    def __init__(self, tone_curves: list | None = None, preset: dict | None = None, **arch: Any) -> None:
         super().__init__()
         preset = preset or {"kind": "curves", "curves": tone_curves, "target_quantiles": None}
         self.curves = ToneCurves(None if preset["curves"] is None else torch.tensor(preset["curves"]))
@@ -85,7 +91,8 @@ class CurvesNAFNet(nn.Module):
         self.body = NAFNet(**arch)
         # the residual starts at zero, so the untrained model is exactly the fitted preset
         nn.init.zeros_(self.body.ending.weight)
-        nn.init.zeros_(self.body.ending.bias)
+        if self.body.ending.bias is not None:
+            nn.init.zeros_(self.body.ending.bias)
 
     def prior(self, x: torch.Tensor) -> torch.Tensor:
         """The preset on the image the network sees (for global_view models, the whole photo)."""

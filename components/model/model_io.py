@@ -59,6 +59,7 @@ def load_model(path: Path, device: str = "cpu", tlc_window: int = 0) -> torch.nn
 
 def _network(params: dict, arch: dict, tlc_window: int) -> torch.nn.Module:
     with_curves = any(k.startswith("curves.") for k in params)
+    model: CurvesNAFNet | NAFNet
     if with_curves and "mix" not in params:  # saved before presets: curves alone
         model = CurvesNAFNet(**arch)
         params = {**model.state_dict(), **params}
@@ -69,7 +70,7 @@ def _network(params: dict, arch: dict, tlc_window: int) -> torch.nn.Module:
         model = NAFNet(**arch)
     model.load_state_dict(params)
     if tlc_window > 0:
-        use_local_pooling(model.body if with_curves else model, tlc_window)
+        use_local_pooling(model.body if isinstance(model, CurvesNAFNet) else model, tlc_window)
     return model.eval()
 
 

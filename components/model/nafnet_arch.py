@@ -158,6 +158,7 @@ def use_local_pooling(model: NAFNet, window: int) -> NAFNet:
     levels.append((model.middle_blks, len(model.encoders)))
     levels += [(dec, len(model.decoders) - 1 - i) for i, dec in enumerate(model.decoders)]
     for blocks, level in levels:
-        for block in blocks:
-            block.sca[0] = LocalAvgPool(max(1, window >> level))
+        for block in blocks.children():
+            if isinstance(block, NAFBlock):
+                block.sca[0] = LocalAvgPool(max(1, window >> level))
     return model

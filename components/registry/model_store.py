@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from components.records import VersionMetadata
 from components.registry.tracking import RegistryUnavailable, state_dir, use_tracking
 from components.registry.tracking import client as tracking_client
 
@@ -25,8 +26,7 @@ class ModelRef:
     version: str
     alias: str
     onnx_path: Path
-    tiling: dict
-    metadata: dict = field(default_factory=dict)  # what register recorded (tiling, pooling, input)
+    metadata: VersionMetadata                     # what register recorded: how to run it, what it learned from
     tags: dict = field(default_factory=dict)      # lineage: data version, git commit, metrics, gate
 
     @property
@@ -69,14 +69,28 @@ def fetch(name: str, alias: str, version: str, cache_root: Path | None = None) -
             _download(name, version, dest)
         mlmodel = yaml.safe_load((dest / "MLmodel").read_text())
         onnx_path = dest / mlmodel["flavors"]["onnx"]["data"]
-        metadata = mlmodel.get("metadata") or {}
-        ref = ModelRef(name, version, alias, onnx_path, metadata["tiling"], metadata, tags)
+        ref = ModelRef(name, version, alias, onnx_path, version_metadata(mlmodel, name, version), tags)
+    except ModelUnusable:
+        raise
     except Exception as exc:  # whatever is missing or malformed, say it in one line
         raise ModelUnusable(f"{name} version {version} cannot be loaded: {type(exc).__name__}: "
                             f"{_first_line(exc)}") from exc
     if not onnx_path.is_file():
         raise ModelUnusable(f"{name} version {version} cannot be loaded: its ONNX file {onnx_path.name} is missing")
     return ref
+
+
+def version_metadata(mlmodel: dict, name: str, version: str) -> VersionMetadata:
+    """The version's recorded metadata; one from an older or foreign writer is refused by name."""
+    from pydantic import ValidationError
+
+    try:
+        return VersionMetadata.model_validate(mlmodel.get("metadata") or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ModelUnusable(f"{name} version {version} records metadata this brighthouse does not read (registered "
+                            f"by an older or foreign writer): register it again from its pipeline run; "
+                            f"{exc.error_count()} problem(s), first: {first['loc']} {first['msg']}") from None
 
 
 def _download(name: str, version: str, dest: Path) -> None:

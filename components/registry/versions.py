@@ -8,7 +8,6 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 from components.config import RegistryConfig
-from components.inference.modes import spec_from_metadata
 from components.registry.model_store import NOT_FOUND, ModelUnusable, check_version
 from components.registry.tracking import client as tracking_client
 from components.registry.tracking import flatten, registry_calls
@@ -75,19 +74,28 @@ def challenger_summary(registry: RegistryConfig, version: str) -> dict:
     client, model_name = tracking_client(), registry.model_name
     mv = client.get_model_version(model_name, version)
     champion = str(client.get_registered_model(model_name).aliases.get(registry.champion_alias, ""))
-    run = client.get_run(mv.run_id)
-    summary = {"version": version, "champion": champion or "none", "val_psnr": _recorded(mv.tags, "val_psnr"),
-               "val_ssim": _recorded(mv.tags, "val_ssim"), "run": run_link(run.info.experiment_id, run.info.run_id)}
+    run = client.get_run(run_of(mv))
+    val_psnr = _recorded(mv.tags, "val_psnr")
+    summary: dict[str, object] = {"version": version, "champion": champion or "none", "val_psnr": val_psnr,
+                                  "val_ssim": _recorded(mv.tags, "val_ssim"),
+                                  "run": run_link(run.info.experiment_id, run.info.run_id)}
     champ_psnr = _recorded(client.get_model_version(model_name, champion).tags, "val_psnr") \
         if champion and champion != version else None
-    if champ_psnr is not None and summary["val_psnr"] is not None:  # a comparison only of two measured scores
-        summary["psnr_vs_champion_db"] = round(summary["val_psnr"] - champ_psnr, 4)
+    if champ_psnr is not None and val_psnr is not None:  # a comparison only of two measured scores
+        summary["psnr_vs_champion_db"] = round(val_psnr - champ_psnr, 4)
     elif champion and champion != version:
         summary["psnr_vs_champion_db"] = "unknown: a version records no val PSNR"
     for key, value in summary.items():
         client.set_model_version_tag(model_name, version, f"summary_{key}", str(value))
         client.set_tag(run.info.run_id, f"summary_{key}", str(value))
     return summary
+
+
+def run_of(mv: ModelVersion) -> str:
+    """The training run behind a version; every version brighthouse registers has one."""
+    if not mv.run_id:
+        raise ValueError(f"version {mv.version} of {mv.name} has no training run: not registered by brighthouse")
+    return mv.run_id
 
 
 def _recorded(tags: dict, key: str) -> float | None:
@@ -110,4 +118,4 @@ def version_info(model_name: str, version: str) -> dict:
     params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
     created = datetime.datetime.fromtimestamp(mv.creation_timestamp / 1000, datetime.UTC)
     return {"version": str(version), "created": created.strftime("%Y-%m-%d %H:%M UTC"), "tags": dict(mv.tags),
-            "mode": spec_from_metadata(ref.metadata).mode, "params": flatten(params or {})}
+            "mode": ref.metadata.inference.mode, "params": flatten(params or {})}

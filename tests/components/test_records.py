@@ -5,7 +5,8 @@ import pytest
 
 from components.config import InferenceSpec
 from components.errors import StageFailed
-from components.records import EXPORT_RECORD, ExportRecord, read_record, write_record
+from components.records import (EVALUATION_RECORD, EXPORT_RECORD, EvaluationRecord, ExportRecord, read_record,
+                                write_record)
 
 
 def record() -> ExportRecord:
@@ -35,3 +36,48 @@ def test_an_old_or_foreign_record_is_refused_naming_the_file_and_its_stage(tmp_p
 def test_a_missing_record_says_which_stage_writes_it(tmp_path):
     with pytest.raises(StageFailed, match="missing: run the export stage"):
         read_record(ExportRecord, tmp_path / EXPORT_RECORD)
+
+
+def verdict(**change) -> dict:
+    return {"gate_passed": True, "gate_reasons": [], "images": 4, "inference": {"mode": "tiled"},
+            "validation": "hash", "psnr": 25.0, "ssim": 0.9, "identity_psnr": 20.0, "served_val_psnr": 25.0,
+            "max_fp16_loss_db": 0.05, "ciede2000_mean": 6.5, "lpips": "not measured: no weights", **change}
+
+
+def test_the_gates_verdict_keeps_its_other_scores_flat_beside_the_typed_fields(tmp_path):
+    written = EvaluationRecord.model_validate(verdict())
+    write_record(tmp_path / EVALUATION_RECORD, written)
+    raw = json.loads((tmp_path / EVALUATION_RECORD).read_text())
+    assert raw["ciede2000_mean"] == 6.5 and raw["psnr"] == 25.0  # `dvc metrics show` sees flat means
+    back = read_record(EvaluationRecord, tmp_path / EVALUATION_RECORD)
+    assert back == written and back.inference.mode == "tiled" and back.fp16_ok is None
+
+
+@pytest.mark.parametrize("change", [
+    {"gate_passed": None},                   # no verdict: never read as a pass
+    {"inference": {"tiling": {"tile": 64}}},  # no mode
+    {"schema_version": 2},                   # a newer writer
+    {"psnr": "25 dB"},                       # a score that is not a number
+])
+def test_a_verdict_without_what_register_reads_is_refused(tmp_path, change):
+    (tmp_path / EVALUATION_RECORD).write_text(json.dumps(verdict(**change)))
+    with pytest.raises(StageFailed, match=rf"{tmp_path / EVALUATION_RECORD} is not an EvaluationRecord .*evaluate"):
+        read_record(EvaluationRecord, tmp_path / EVALUATION_RECORD)
+
+
+def test_version_metadata_from_before_the_schema_is_upgraded_and_without_a_spec_refused():
+    from pydantic import ValidationError
+
+    from components.records import VersionMetadata
+
+    spec = {"mode": "global_view", "working_size": 384}
+    oldest = {"tiling": {"tile": 256, "overlap": 32, "batch": 4}, "inference": spec, "input": "float32 NCHW RGB in [0,1]",
+              "pooling": "global", "tlc_window": 384, "fp16": True, "fp16_loss_db": 0.001}
+    upgraded = VersionMetadata.model_validate(oldest)
+    assert upgraded.inference.mode == "global_view" and upgraded.train_pairs is None and upgraded.networks == 1
+    stop_32 = {**oldest, "validation": "hash", "networks": 1, "train_pairs": ["a", "b"]}
+    assert VersionMetadata.model_validate(stop_32).train_pairs == ["a", "b"]
+    with pytest.raises(ValidationError):  # no spec: never a guessed mode
+        VersionMetadata.model_validate({k: v for k, v in oldest.items() if k != "inference"})
+    with pytest.raises(ValidationError):  # a versioned record is read as written
+        VersionMetadata.model_validate({**stop_32, "schema_version": 1, "tiling": oldest["tiling"]})

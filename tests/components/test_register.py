@@ -205,8 +205,8 @@ def test_the_fp16_variant_ships_only_when_evaluation_found_it_good(params, tmp_p
         version = run_register(params.register_, RegisterPaths(*(dirs[k] for k in ("train", "evaluate", "export",
                                                                                       "register", "lmdb"))))["version"]
         refs[name] = fetch("brighthouse", "challenger", version)
-    assert refs["good"].fp16_path is not None and refs["good"].metadata["fp16"] is True
-    assert refs["lossy"].fp16_path is None and refs["lossy"].metadata["fp16_loss_db"] == 0.4
+    assert refs["good"].fp16_path is not None and refs["good"].metadata.fp16 is True
+    assert refs["lossy"].fp16_path is None and refs["lossy"].metadata.fp16_loss_db == 0.4
 
 
 def test_without_tensorrt_the_version_says_why_it_has_no_engine(params, tmp_path, mlflow_store):
@@ -296,3 +296,23 @@ def test_a_champion_is_never_re_evaluated_on_pairs_it_trained_on(params, tmp_pat
     run_lmdb(cv, lmdb_paths(pair_folder, tmp_path / "lmdb2", [f"p{i:02d}" for i in range(8)]))  # all seen
     skipped = reevaluate_champion(params.registry, tmp_path / "lmdb2", data_dvc(tmp_path), tmp_path / "c2.json")
     assert skipped["images"] == 0 and "trained on every val pair" in skipped["skipped"]
+
+
+def test_a_version_registered_by_an_older_writer_is_refused_by_name(params, tmp_path, mlflow_store):
+    """Version metadata is a typed record: one without it (an older brighthouse recorded a bare
+    "tiling" and no schema) is refused with the version named, never run with guessed settings."""
+    from urllib.parse import urlparse
+
+    import yaml
+
+    from components.registry.model_store import ModelUnusable, fetch
+
+    version = _register(params, tmp_path, "old")["version"]
+    folder = __import__("pathlib").Path(urlparse(MlflowClient().get_model_version_download_uri("brighthouse",
+                                                                                               version)).path)
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    assert mlmodel["metadata"]["schema_version"] == 1 and mlmodel["metadata"]["inference"]["mode"]
+    mlmodel["metadata"] = {"tiling": {"tile": 64, "overlap": 8, "batch": 2}}
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ModelUnusable, match=f"version {version} records metadata this brighthouse does not read"):
+        fetch("brighthouse", "challenger", version, cache_root=tmp_path / "cache")

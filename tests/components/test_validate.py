@@ -7,6 +7,7 @@ from PIL import Image
 from components.data.imageio import load_rgb
 from components.data.pair_checks import dhash
 from components.data.pair_suite import CHECKS, validate_folder
+from components.records import ValidationReport, read_record
 from components.errors import StageFailed
 from components.validate import ValidatePaths, main, run_validate
 from tests.conftest import REPO
@@ -18,7 +19,7 @@ def _digest(folder):
 
 def test_good_folder_passes(pair_folder, params):
     report = validate_folder(pair_folder, params.validate_)
-    assert report["pairs"] == 12 and report["failed"] == 0
+    assert report.pairs == 12 and report.failed == 0
 
 
 def test_each_bad_pair_is_named_with_its_reason(pair_folder, params, tmp_path):
@@ -34,7 +35,7 @@ def test_each_bad_pair_is_named_with_its_reason(pair_folder, params, tmp_path):
     fail = params.validate_.model_copy(update={"on_failure": "fail"})
     with pytest.raises(StageFailed) as err:
         run_validate(fail, ValidatePaths(pair_folder, report_path))
-    reasons = {f["pair_id"]: f["reasons"] for f in validate_folder(pair_folder, params.validate_)["failures"]}
+    reasons = {f.pair_id: f.reasons for f in validate_folder(pair_folder, params.validate_).failures}
     assert reasons == {
         "p00": ["partner file missing"],
         "p01": ["input does not decode"],
@@ -56,8 +57,8 @@ def test_quarantine_leaves_bad_pairs_out_and_keeps_their_files(pair_folder, tmp_
     before = _digest(pair_folder)
     result = run_validate(params.validate_, ValidatePaths(pair_folder, tmp_path / "r.json"))
     assert result == {"pairs": 12, "accepted": 11, "quarantined": 1, "report": str(tmp_path / "r.json")}
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert "p05" not in report["accepted"] and len(report["accepted"]) == 11
+    report = read_record(ValidationReport, tmp_path / "r.json")
+    assert "p05" not in report.accepted and len(report.accepted) == 11
     assert _digest(pair_folder) == before
     for i in range(12):
         if i != 5:
@@ -84,22 +85,22 @@ def test_every_bad_case_of_a_delivery_is_named_with_its_reason(tmp_path, params)
     before = _digest(tmp_path / "inbox")
     known = {"old0": dhash(load_rgb(tmp_path / "data" / "old0_tar.png"))}
     report = validate_folder(tmp_path / "inbox", params.validate_, known)
-    reasons = {f["pair_id"]: f["reasons"] for f in report["failures"]}
+    reasons = {f.pair_id: f.reasons for f in report.failures}
     assert reasons == {pair_id: [reason] for pair_id, reason in BAD.items()}
-    assert report["accepted"] == sorted(GOOD + list(CONVERTED))
+    assert report.accepted == sorted(GOOD + list(CONVERTED))
     for pair_id, kind in CONVERTED.items():
-        assert kind in " ".join(report["notes"][pair_id])
-    assert "compared upright" in report["notes"]["phone"][0]
-    details = {f["pair_id"]: f["detail"] for f in report["failures"]}
+        assert kind in " ".join(report.notes[pair_id])
+    assert "compared upright" in report.notes["phone"][0]
+    details = {f.pair_id: f.detail for f in report.failures}
     assert "looks like old0" in details["redelivered"] and "looks like new0" in details["twin"]
     assert "20000x20000" in details["bomb"] or "over the limit" in details["bomb"]
     assert "orientation ignored" in details["sideways"]
     assert _digest(tmp_path / "inbox") == before
 
     strict = params.validate_.model_copy(update={"modes": "reject"})
-    rejected = {f["pair_id"]: f for f in validate_folder(tmp_path / "inbox", strict, known)["failures"]}
+    rejected = {f.pair_id: f for f in validate_folder(tmp_path / "inbox", strict, known).failures}
     for pair_id, kind in CONVERTED.items():
-        assert rejected[pair_id]["reasons"] == [CHECKS["modes_ok"]] and kind in rejected[pair_id]["detail"]
+        assert rejected[pair_id].reasons == [CHECKS["modes_ok"]] and kind in rejected[pair_id].detail
 
 
 def test_html_report_shows_failing_pairs_with_thumbnails(pair_folder, tmp_path, params):
@@ -126,12 +127,12 @@ def test_edits_that_are_not_of_this_input_are_caught(pair_folder, params):
     shutil.copy(pair_folder / "p02_src.png", pair_folder / "p99_src.png")                # same pair, new id
     shutil.copy(pair_folder / "p02_tar.png", pair_folder / "p99_tar.png")
     report = validate_folder(pair_folder, params.validate_)
-    reasons = {f["pair_id"]: f["reasons"] for f in report["failures"]}
+    reasons = {f.pair_id: f.reasons for f in report.failures}
     assert reasons["p05"] == ["target does not line up with the input (swapped files, a crop or another shot)"]
     assert reasons["p06"] == ["input and target differ in size"]
     assert reasons["p07"] == ["absurd aspect ratio"]
     assert reasons["p99"] == ["near-duplicate of another pair"]
-    assert "looks like p02" in next(f["detail"] for f in report["failures"] if f["pair_id"] == "p99")
+    assert "looks like p02" in next(f.detail for f in report.failures if f.pair_id == "p99")
     assert set(reasons) == {"p05", "p06", "p07", "p99"}
 
 
@@ -141,16 +142,16 @@ def test_swapped_target_of_the_same_size_is_caught(tmp_path, params):
     for i in range(3):
         write_pair(tmp_path, f"s{i}", size=(120, 90), seed=i)
     (tmp_path / "s1_tar.png").write_bytes((tmp_path / "s2_tar.png").read_bytes())
-    reasons = {f["pair_id"]: f["reasons"] for f in validate_folder(tmp_path, params.validate_)["failures"]}
+    reasons = {f.pair_id: f.reasons for f in validate_folder(tmp_path, params.validate_).failures}
     assert "target does not line up" in reasons["s1"][0]
 
 
 def test_pixel_bombs_are_refused_from_the_header(pair_folder, params):
     cfg = params.validate_.model_copy(update={"max_megapixels": 0.01})  # 10,000 px
-    reasons = {f["pair_id"]: f for f in validate_folder(pair_folder, cfg)["failures"]}
+    reasons = {f.pair_id: f for f in validate_folder(pair_folder, cfg).failures}
     assert "p03" not in reasons  # 120x80 = 9,600 px
-    assert reasons["p04"]["reasons"] == ["input does not decode", "target does not decode"]
-    assert "128x80 is over the limit of 10000 pixels" in reasons["p04"]["detail"]
+    assert reasons["p04"].reasons == ["input does not decode", "target does not decode"]
+    assert "128x80 is over the limit of 10000 pixels" in reasons["p04"].detail
 
 
 def test_real_photos_rotated_by_exif_at_full_resolution(tmp_path, params):
@@ -166,9 +167,9 @@ def test_real_photos_rotated_by_exif_at_full_resolution(tmp_path, params):
     raw.save(tmp_path / "sideways_src.jpg", quality=92, exif=exif.tobytes())
     brighter(raw).save(tmp_path / "sideways_tar.jpg", quality=92)     # the editor ignored the tag
     report = validate_folder(tmp_path, params.validate_)
-    assert report["accepted"] == ["phone"] and report["pairs"] == 2
-    [failure] = report["failures"]
-    assert failure["pair_id"] == "sideways" and failure["reasons"] == [CHECKS["orientation_ok"]]
+    assert report.accepted == ["phone"] and report.pairs == 2
+    [failure] = report.failures
+    assert failure.pair_id == "sideways" and failure.reasons == [CHECKS["orientation_ok"]]
 
 
 def test_the_report_dvc_tracks_is_byte_identical_on_the_same_data(pair_folder, tmp_path, params):
@@ -200,6 +201,6 @@ def test_iphone_style_heic_pairs_in_display_p3_pass_even_when_formats_are_refuse
                                                  icc_profile=display_p3_icc())
             path.unlink()
     report = validate_folder(pair_folder, params.validate_.model_copy(update={"modes": "reject"}))
-    assert report["pairs"] == 12 and report["failed"] == 0
-    assert any("Display P3" in note for note in report["notes"]["p00"])
+    assert report.pairs == 12 and report.failed == 0
+    assert any("Display P3" in note for note in report.notes["p00"])
     assert np.asarray(load_rgb(pair_folder / "p00_src.heic")).shape[2] == 3

@@ -78,7 +78,7 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     monkeypatch.setenv("BRIGHTHOUSE_HOME", str(project_copy / ".brighthouse"))  # the project's own store
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     ref = fetch("brighthouse", "champion", "1", cache_root=tmp_path / "cache")
-    assert ref.metadata["networks"] == 1 and sorted(ref.metadata["train_pairs"]) == sorted(splits["train"])
+    assert ref.metadata.networks == 1 and sorted(ref.metadata.train_pairs) == sorted(splits["train"])
     assert mv.tags["validation"] == "held-out val split of 4 pairs"
 
     again = dvc(project_copy, "repro")

@@ -7,7 +7,7 @@ from components.data.pair_suite import validate_folder
 
 def _validate_into(queue, folder, cfg) -> None:
     try:
-        queue.put(validate_folder(folder, cfg)["pairs"])
+        queue.put(validate_folder(folder, cfg).pairs)
     except Exception as exc:  # the parent asserts on what came back
         queue.put(repr(exc))
 
@@ -20,4 +20,4 @@ def test_a_daemonic_worker_validates_like_any_process(pair_folder, params):
     worker.start()
     in_daemon = queue.get(timeout=120)
     worker.join(30)
-    assert in_daemon == validate_folder(pair_folder, cfg)["pairs"]
+    assert in_daemon == validate_folder(pair_folder, cfg).pairs

@@ -89,6 +89,26 @@ def test_the_collector_keeps_only_the_most_changed_photos():
     assert all(set(p["crops"]) == {"input", "champion", "challenger", "target"} for p in result["photos"])
 
 
+# Pairs of a photo card's blocks (headings, image viewers, thumbnail tables, heatmap, sliders)
+# whose boxes intersect, neither inside the other; a viewer's own layers overlap by design.
+OVERLAPS = """() => {
+  const out = [];
+  document.querySelectorAll('.photo').forEach(card => {
+    const blocks = [...card.querySelectorAll('h3, h4, .cmp, table.grid, img.heat, input.slider')];
+    const box = el => el.getBoundingClientRect();
+    for (let i = 0; i < blocks.length; i++) for (let j = i + 1; j < blocks.length; j++) {
+      const [a, b] = [blocks[i], blocks[j]];
+      if (a.contains(b) || b.contains(a)) continue;
+      const [p, q] = [box(a), box(b)];
+      const w = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+      const h = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+      if (w > 1 && h > 1) out.push(card.id + ': ' + a.outerHTML.slice(0, 40) + ' / ' + b.outerHTML.slice(0, 40));
+    }
+  });
+  return out;
+}"""
+
+
 def test_the_cli_reviews_any_two_versions_and_the_page_works_in_a_browser(reviewed, params, tmp_path):
     from brighthouse.cli import app
 
@@ -105,6 +125,9 @@ def test_the_cli_reviews_any_two_versions_and_the_page_works_in_a_browser(review
         browser.fill(slider, "90")
         assert browser.eval_on_selector(top, "img => img.style.clipPath") == "inset(0px 10% 0px 0px)"
         assert browser.eval_on_selector_all("img", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+        for width in (1280, 800):  # a laptop and a narrow window: no block of a photo card covers another
+            browser.set_viewport_size({"width": width, "height": 900})
+            assert browser.evaluate(OVERLAPS) == [], f"blocks overlap at {width} px"
         browser.screenshot(path=str(tmp_path / "review-page.png"), full_page=True)
     assert log.errors == []
     assert all(url.startswith(("file:", "data:")) for url in log.requests), log.requests
@@ -134,3 +157,27 @@ def test_pairs_the_champion_trained_on_are_shown_marked_and_left_out_of_the_gate
     assert not rows["unseen"]["champion_trained_on"] and rows["unseen"]["champion_psnr"] == 29.0
     assert "The champion trained on 1 of them (marked *)" in aggregate_table(list(rows.values()))
     assert photo_table(list(rows.values()), set()).count(" *</td>") == 1
+
+
+def test_a_full_size_photo_card_keeps_its_blocks_apart_in_a_browser(tmp_path):
+    """At the page's real sizes (1024 px previews, 512 px full-resolution crops of a listing-sized
+    photo), no heading, viewer or thumbnail of a card covers another, wide or narrow."""
+    from components.evaluation.review_page import write_review_page
+
+    cfg = ReviewConfig(photos=1, preview_side=1024, crop_side=512)
+    collector = ReviewCollector(cfg)
+    rng = np.random.default_rng(0)
+    gt = rng.random((1400, 2100, 3)).astype(np.float32)
+    row = {"psnr": 30.0, "champion_psnr": 29.0, "ciede2000_mean": 1.0, "contrast_error": 1.0, "cast": 0.5,
+           "blown_highlights": 0.0}
+    collector("living_room", gt * 0.6, gt, row, {"served": (gt, 0.1), "champion": (np.clip(gt + 0.1, 0, 1), 0.2)})
+    version = {"version": "2", "created": "now", "tags": {"gate": "passed"}, "mode": "global_view", "params": {}}
+    page = write_review_page({**collector.result(), "champion_version": "1"}, version, {**version, "version": "1"},
+                             "brighthouse", tmp_path / "page.html")
+    with browser_page(tmp_path) as (browser, log):
+        browser.goto(page.as_uri())
+        for width in (1280, 1024, 800):
+            browser.set_viewport_size({"width": width, "height": 900})
+            assert browser.evaluate(OVERLAPS) == [], f"blocks overlap at {width} px"
+        browser.screenshot(path=str(tmp_path / "card.png"), full_page=True)
+    assert log.errors == []
