@@ -52,6 +52,9 @@ DELIVERY = Asset(
                                                                            poke_interval=5.0))],
 )
 BACKOFF: dict[str, Any] = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True}
+# A preempted or killed worker's training continues from its last resumable state
+# (train.checkpoint_every) on the retry, so retrying costs the iterations since that state.
+TRAIN_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=15)}
 
 
 @task.short_circuit(**BACKOFF)
@@ -149,7 +152,7 @@ def summary(registered: dict | None) -> dict:
     tags=["brighthouse"],
 )
 def retrain() -> None:
-    extra = {"train": {"pool": TRAIN_POOL, "queue": TRAIN_QUEUE, "retries": 0}, "register": BACKOFF}
+    extra = {"train": {"pool": TRAIN_POOL, "queue": TRAIN_QUEUE, **TRAIN_RETRIES}, "register": BACKOFF}
     stages = [evaluate() if name == "evaluate" else task(task_id=name, **extra.get(name, {}))(stage)(name)
               for name in STAGES]
     chain(ingest(), version(), *stages)

@@ -39,6 +39,11 @@ def mlflow_url(settings: StackSettings) -> str:
 # (7 retries, backoff factor 2, 120 s timeout): every client of the stack gets these.
 MLFLOW_CLIENT_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+# A killed worker's task is failed (and retried) after a minute without heartbeats, not
+# Airflow's default five; a task whose broker message was lost is queued again after five
+# minutes, not ten.
+AIRFLOW_FAULT_LIMITS = {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+                        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300"}
 
 
 def s3_env(settings: StackSettings) -> dict[str, str]:
@@ -84,6 +89,7 @@ def airflow_env(folder: Path, project: Path, settings: StackSettings) -> dict[st
         "AIRFLOW__CELERY__BROKER_URL": broker_url(settings),
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url(settings, "airflow"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+        **AIRFLOW_FAULT_LIMITS,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(settings.ports["airflow"]),
         "AIRFLOW__API__SECRET_KEY": settings.airflow_api_secret,

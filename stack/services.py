@@ -120,19 +120,64 @@ def wait_healthy(service: Service, folder: Path, proc: subprocess.Popen | None =
 
 
 def stop(folder: Path, name: str, stop_signal: int = signal.SIGTERM, within_s: float = 30.0) -> bool:
-    """Signal the service's process group, wait for its leader to exit, then KILL the group.
-    Returns whether it was running."""
+    """Signal the service's process group, wait for its leader to exit, then KILL the group and
+    every process it had started, also those in groups of their own (an Airflow task runs in
+    its own group, and torchrun's ranks in their own sessions), as an init system's cgroup
+    stop would. Returns whether it was running."""
     pid = running_pid(folder, name)
     if pid is None:
         _pid_file(folder, name).unlink(missing_ok=True)
         return False
+    tree = _descendants(pid)  # before the leader goes: its orphans would lose their ancestry
     _signal_group(pid, stop_signal)
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)
     _signal_group(pid, signal.SIGKILL)  # stragglers (a worker's children) and a leader past its deadline
+    for child, started in tree.items():
+        if _start_time(child) == started:  # still that process, not a recycled pid
+            _signal_pid(child, signal.SIGKILL)
     _pid_file(folder, name).unlink(missing_ok=True)
     return True
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, pgrp, ...), None if gone."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None  # starttime, in clock ticks since boot
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Every live descendant of ``root`` (pid -> start time), whatever its group or session."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields:
+            parents[int(entry.name)] = int(fields[1])
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for child in [c for c, p in parents.items() if p == parent and c not in found]:
+            started = _start_time(child)
+            if started is not None:
+                found[child] = started
+                frontier.append(child)
+    return found
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -156,13 +201,8 @@ def _group_alive(pgid: int) -> bool:
 
 def _has_live_member(pgid: int) -> bool:
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields and int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
 

@@ -6,8 +6,11 @@ NCCL on CUDA, gloo on CPU (what the two-process test runs).
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +39,26 @@ def ranks_from_env() -> Ranks:
     return Ranks(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_launcher() -> None:
+    """Under torchrun, end this rank when its launcher dies. torchrun starts each rank in a
+    session of its own, so a worker killed with its process group (a preempted Airflow
+    worker, ``make stack-down``) would otherwise leave the rank training on, beside the retry."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    launcher = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != launcher:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def init_distributed(device: str) -> Ranks:
     """Join the process group torchrun set up (no-op for a world of one)."""
+    die_with_launcher()
     ranks = ranks_from_env()
     if ranks.distributed and not torch.distributed.is_initialized():
         if device == "cuda":

@@ -34,3 +34,52 @@ def test_two_gloo_ranks_train_one_model_and_agree(pair_folder, params, tmp_path,
     runs = MlflowClient().search_runs([MlflowClient().get_run(run["run_id"]).info.experiment_id])
     assert len(runs) == 1  # only rank 0 logs
     assert [m.step for m in MlflowClient().get_metric_history(run["run_id"], "train/l_pix")] == [2, 4, 6]
+
+
+RANK_SCRIPT = """
+import sys, time
+from pathlib import Path
+from components.model.distributed import init_distributed
+init_distributed("cpu")
+Path(sys.argv[1]).write_text(str(__import__("os").getpid()))
+time.sleep(120)
+"""
+
+
+def test_a_rank_ends_when_its_launcher_is_killed_with_its_process_group(tmp_path):
+    """torchrun gives each rank a session of its own: killing a worker's process group (a
+    preempted Airflow worker) must not leave its training running beside the retry."""
+    import os
+    import signal
+    import time
+
+    script, pid_file = tmp_path / "rank.py", tmp_path / "rank.pid"
+    script.write_text(RANK_SCRIPT)
+    launcher = subprocess.Popen([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "1", str(script),
+                                 str(pid_file)], cwd=REPO, env=tool_env(PYTHONPATH=str(REPO)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert time.monotonic() < deadline and launcher.poll() is None, "the rank never started"
+            time.sleep(0.2)
+        rank = int(pid_file.read_text())
+        assert os.getpgid(rank) != launcher.pid  # its own session: the group kill does not reach it
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{rank}") and "Z" not in _state(rank):
+            assert time.monotonic() < deadline, f"rank {rank} outlived its killed launcher"
+            time.sleep(0.1)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+        if pid_file.is_file() and pid_file.read_text() and _state(int(pid_file.read_text())) not in ("gone", "Z"):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)  # a failed check leaves no orphan
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

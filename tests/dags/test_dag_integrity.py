@@ -54,6 +54,6 @@ def test_dags_load_fast_and_wire_the_pipeline(airflow_home, tmp_path):
     assert info["max_active_runs"] == [1, 1] and info["callback"]
     assert info["pools"]["train"] == "gpu" and info["pools"]["validate"] == "default_pool"
     assert info["queues"]["train"] == "gpu" and {q for t, q in info["queues"].items() if t != "train"} == {"default"}
-    assert info["retries"]["ingest"] == 3 and info["retries"]["train"] == 0
+    assert info["retries"]["ingest"] == 3 and info["retries"]["train"] == 2
     assert info["watched"] == str(tmp_path / "inbox" / "READY")
     assert info["retrain_schedule"] == "AssetTriggeredTimetable" and info["check_schedule"] == "@weekly"

@@ -100,6 +100,13 @@ class AirflowApi:
         reply = httpx.get(f"{self.base}/api/v2/{path}", headers=self.headers, timeout=30)
         return reply.json() if reply.status_code == 200 else {}
 
+    def post(self, path: str, body: dict) -> dict:
+        import httpx
+
+        reply = httpx.post(f"{self.base}/api/v2/{path}", headers=self.headers, json=body, timeout=30)
+        assert reply.status_code in (200, 201), f"POST {path}: {reply.status_code} {reply.text[:500]}"
+        return reply.json()
+
 
 def service_logs(stack: RunningStack, *names: str, lines: int = 40) -> str:
     return "\n".join(f"--- {name}.log\n" + "\n".join((stack.folder / f"{name}.log").read_text(errors="replace")

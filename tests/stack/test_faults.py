@@ -1,6 +1,7 @@
 """Faults on the stack, with the real services stopped: nothing registered twice, a clear error
 naming what failed, a bounded wait."""
 import signal
+import subprocess
 import time
 import uuid
 
@@ -186,3 +187,64 @@ def test_a_replica_keeps_serving_through_a_postgresql_restart_and_follows_a_late
     finally:
         gen.close()
     assert "Traceback" not in server.proc.stdout.read()
+
+
+def test_a_task_queued_while_redis_restarts_still_runs(stack):
+    """Redis, the Celery broker, restarted while a task waits in its queue (no worker consumes
+    it): the broker's append-only file keeps the message, and the task runs once a worker is
+    back. Airflow would queue it again after ``task_queued_timeout`` if the message were lost."""
+    from stack.stores import redis_service
+    from tests.stack.conftest import AirflowApi
+    from tests.stack.test_loop import wait_for
+
+    settings = StackSettings.model_validate_json((stack.folder / "stack.json").read_text())
+    api = AirflowApi(stack)
+    wait_for("champion_check to be parsed", lambda: api.get("dags/champion_check"), 180, stack)
+    wait_for("no champion_check run in flight", lambda: not [  # its first scheduled run, if any
+        r for r in api.get("dags/champion_check/dagRuns").get("dag_runs", [])
+        if r["state"] not in ("success", "failed")], 180, stack, interval=2)
+    stop(stack.folder, "airflow-worker-default")  # nobody takes the task off the queue
+    try:
+        run_id = api.post("dags/champion_check/dagRuns", {"logical_date": None})["dag_run_id"]
+        tasks = f"dags/champion_check/dagRuns/{run_id}/taskInstances"
+        wait_for("the first task to be queued in Redis", lambda: [
+            t for t in api.get(tasks).get("task_instances", []) if t["state"] == "queued"], 120, stack, interval=1)
+        stop(stack.folder, "redis")
+        start(redis_service(stack.folder, settings), stack.folder)
+    finally:
+        stack.run("python", "-m", "stack", "up", timeout=300)  # the worker back, and whatever the restart took down
+    wait_for("the queued run to finish", lambda: api.get(f"dags/champion_check/dagRuns/{run_id}").get("state")
+             in ("success", "failed"), 180, stack, interval=2)
+    states = {t["task_id"]: (t["state"], t["try_number"]) for t in api.get(tasks).get("task_instances", [])}
+    assert api.get(f"dags/champion_check/dagRuns/{run_id}")["state"] == "success", states
+    assert states["champion"] == ("success", 1), states  # it ran (no champion yet: the run ends there)
+
+
+def test_two_deliveries_at_once_are_serialised_and_neither_is_lost(stack, tmp_path):
+    """Two `brighthouse data add` at the same moment in one project (the folder the data's
+    machines share): the ingest lock (an flock, which the kernel's NFS client also honours
+    across machines) serialises them, both pair sets are in the data version, and it is pushed."""
+    from components.data.data_version import ingest_lock
+    from tests.conftest import make_project_copy, write_pair
+
+    project = make_project_copy(tmp_path / "project")
+    stack.run("dvc", "remote", "add", "--local", "-d", "stack",
+              f"{stack.env['BRIGHTHOUSE_DVC_REMOTE']}-{uuid.uuid4().hex[:6]}", cwd=project)
+    deliveries = [tmp_path / "editor-a", tmp_path / "editor-b"]
+    for n, inbox in enumerate(deliveries):
+        for i in range(2):
+            write_pair(inbox, f"at-once{n}{i}", size=(320, 240), seed=50 + 2 * n + i)
+    with ingest_lock(project / ".brighthouse"):  # both start while the dataset is busy
+        procs = [subprocess.Popen(["brighthouse", "data", "add", str(inbox)], cwd=project, env=stack.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for inbox in deliveries]
+        for proc in procs:
+            line = ""
+            while "waiting" not in line:
+                line = proc.stderr.readline()
+                assert line or proc.poll() is None, "a data add ended without waiting for the lock"
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    assert all(f"at-once{n}{i}_src.png" in {p.name for p in (project / "data").iterdir()}
+               for n in range(2) for i in range(2))
+    assert not (project / ".brighthouse" / "data-version-owed.json").exists()
+    assert "in sync" in stack.run("dvc", "status", "--cloud", "data.dvc", cwd=project).stdout

@@ -3,13 +3,18 @@
 1. a delivery lands (``brighthouse data deliver``);
 2. the retrain DAG runs through the scheduler on Celery workers (train on the ``gpu`` queue),
    pushes the data version and the run's outputs to the S3 remote, and registers into the
-   MLflow server: the version's row is in PostgreSQL, its artifacts in the bucket;
+   MLflow server: the version's row is in PostgreSQL, its artifacts in the bucket. Halfway
+   through training the ``gpu`` worker is killed (SIGKILL to its process group, as a preempted
+   machine): Airflow fails the task when its heartbeats stop, retries it on the restarted
+   worker, and training continues from its last resumable state;
 3. ``brighthouse promote`` moves ``champion`` and two serving replicas, from a ``serve``-only
    install in a folder with no checkout, switch to it without failing a request;
-4. a second clone pulls from the S3 remote and ``dvc repro`` reproduces the same dvc.lock,
-   registering nothing twice.
+4. a second clone pulls from the S3 remote, trains again without interruption, and gets the
+   same weights (the same dvc.lock); ``dvc repro`` registers nothing twice.
 """
 import io
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -21,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stack.services import stop
 from stack.settings import StackSettings, secret_values
 from tests.deliveries import build_delivery, quick_run_params
 from tests.serving.conftest import wait_ready
@@ -92,8 +98,9 @@ def bucket_keys(stack, prefix: str) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def test_a_delivery_retrains_on_celery_registers_on_the_server_and_replicas_follow_promotion(stack, tmp_path):
+def test_a_delivery_retrains_on_celery_through_a_killed_worker_registers_once_and_replicas_follow(stack, tmp_path):
     quick_run_params(stack.project)
+    resumable_training(stack.project)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "quick params"],
                    cwd=stack.project, check=True)
     api = AirflowApi(stack)
@@ -101,12 +108,18 @@ def test_a_delivery_retrains_on_celery_registers_on_the_server_and_replicas_foll
     build_delivery(tmp_path / "batch", stack.project / "data" / "coffee_0_tar.jpg")
     started = time.monotonic()
     stack.run("brighthouse", "data", "deliver", str(tmp_path / "batch"))
+    kill_the_training_worker(stack)
     run = wait_for("the retrain run to finish", lambda: finished_run(api), 900, stack, interval=5)
     tasks = {t["task_id"]: t for t in api.get(f"dags/retrain/dagRuns/{run['dag_run_id']}/taskInstances")
              .get("task_instances", [])}
     assert run["state"] == "success", {k: t["state"] for k, t in tasks.items()}
-    print(f"\ndelivery to registered version through Celery: {time.monotonic() - started:.0f} s")
+    print(f"\ndelivery to registered version through Celery, a killed worker included: "
+          f"{time.monotonic() - started:.0f} s")
     assert tasks["train"]["queue"] == "gpu" and tasks["validate"]["queue"] == "default"
+    assert tasks["train"]["try_number"] == 2
+    resumed = re.search(r"resumed after iteration (\d+)", train_log(stack, run["dag_run_id"], attempt=2))
+    assert resumed and 0 < int(resumed[1]) < 40, "the retry did not continue from a resumable state"
+    print(f"the retry continued after iteration {resumed[1]} of 40")
     assert registry_rows(stack) == [("brighthouse", 1)]
     assert any(k.endswith("/model.onnx") for k in bucket_keys(stack, "mlflow/")), "the ONNX is not in the bucket"
     assert not (stack.project / ".brighthouse" / "mlflow.db").exists()
@@ -130,6 +143,31 @@ def test_a_delivery_retrains_on_celery_registers_on_the_server_and_replicas_foll
     assert not [s for s in secrets for m in models if s in m], "a credential is in /v1/model"
     assert not [s for s in secrets if s in mlflow_metadata(stack)], "a credential is in MLflow params or tags"
     reproduce_in_a_second_clone(stack, tmp_path / "clone")
+
+
+def resumable_training(project: Path) -> None:
+    """Long enough to be killed halfway, with a resumable state every 10 iterations."""
+    import yaml
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["train"].update({"iterations": 40, "checkpoint_every": 10})
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def kill_the_training_worker(stack) -> None:
+    """Once training has written a resumable state, SIGKILL the ``gpu`` worker's whole process
+    group (the worker, its task and the training under it), then restart what is not running,
+    as a supervisor would (``make stack`` is idempotent)."""
+    states = stack.project / ".brighthouse" / "train-states"
+    wait_for("a resumable training state", lambda: list(states.glob("*.pth")), 600, stack, interval=0.5)
+    assert stop(stack.folder, "airflow-worker-gpu", signal.SIGKILL, within_s=10)
+    stack.run("python", "-m", "stack", "up", timeout=300)
+
+
+def train_log(stack, run_id: str, attempt: int) -> str:
+    logs = list((stack.folder / "airflow" / "logs").glob(f"dag_id=retrain/run_id={run_id}/task_id=train/attempt={attempt}.log"))
+    assert logs, f"no log of the train task's attempt {attempt} under {stack.folder / 'airflow' / 'logs'}"
+    return logs[0].read_text(errors="replace")
 
 
 def follow_under_load(urls: list[str]) -> tuple[list[str], threading.Event]:
@@ -165,13 +203,16 @@ def mlflow_metadata(stack) -> str:
 
 
 def reproduce_in_a_second_clone(stack, clone: Path) -> None:
-    """Another machine: a git clone, the stack's remote, ``dvc pull``, ``dvc repro``: the same
-    dvc.lock, and the registry still holds exactly the versions it had."""
+    """Another machine: a git clone, the stack's remote, ``dvc pull``, ``dvc repro``, and training
+    again without interruption (``dvc repro --force train``): the same dvc.lock, so the
+    interrupted training gave the same weights, and the registry still holds exactly the
+    versions it had."""
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "retrained",
                     "data.dvc", "dvc.lock"], cwd=stack.project, check=True)
     subprocess.run(["git", "clone", "-q", str(stack.project), str(clone)], check=True)
     stack.run("dvc", "remote", "add", "--local", "--default", "stack", stack.env["BRIGHTHOUSE_DVC_REMOTE"], cwd=clone)
     stack.run("dvc", "pull", cwd=clone)
-    stack.run("dvc", "repro", cwd=clone, timeout=900)
+    stack.run("dvc", "repro", cwd=clone, timeout=900)  # the LMDB is rebuilt (not cached); the rest is pulled
+    stack.run("dvc", "repro", "--force", "--single-item", "train", cwd=clone, timeout=900)
     assert (clone / "dvc.lock").read_text() == (stack.project / "dvc.lock").read_text()
     assert registry_rows(stack) == [("brighthouse", 1), ("brighthouse", 2)]
