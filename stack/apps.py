@@ -46,10 +46,15 @@ AIRFLOW_FAULT_LIMITS = {"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "
                         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300"}
 
 
+# botocore (boto3, s3fs under DVC, MLflow's artifact store) retries each S3 call 3 times with
+# backoff, not the legacy mode's 5; DVC's remote also gets connect and read timeouts (lifecycle).
+S3_CLIENT_LIMITS = {"AWS_MAX_ATTEMPTS": "3", "AWS_RETRY_MODE": "standard"}
+
+
 def s3_env(settings: StackSettings) -> dict[str, str]:
     """What boto3, s3fs (the DVC remote) and MLflow's server read to reach the bucket."""
     return {"AWS_ACCESS_KEY_ID": settings.s3_access_key, "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key,
-            "AWS_ENDPOINT_URL_S3": s3_endpoint(settings), "AWS_DEFAULT_REGION": "us-east-1"}
+            "AWS_ENDPOINT_URL_S3": s3_endpoint(settings), "AWS_DEFAULT_REGION": "us-east-1", **S3_CLIENT_LIMITS}
 
 
 def mlflow_service(settings: StackSettings) -> Service:

@@ -21,6 +21,8 @@ from stack.settings import StackSettings, load_or_create, write_private
 
 STACK_DIR_ENV = "BRIGHTHOUSE_STACK_DIR"
 DVC_REMOTE = "stack"
+# a store that hangs costs a bounded wait per call (seconds), not botocore's 60 s each way
+DVC_REMOTE_TIMEOUTS = {"connect_timeout": "10", "read_timeout": "60"}
 START_ORDER = ("postgres", "redis", "s3", "mlflow", "airflow-api-server", "airflow-scheduler",
                "airflow-dag-processor", "airflow-triggerer", "airflow-worker-default", "airflow-worker-gpu")
 
@@ -130,6 +132,9 @@ def use_dvc_remote(stack: Stack) -> None:
         return
     url = dvc_remote_url(stack.settings)
     done = _dvc(stack.project, "remote", "add", "--local", "--force", "--default", DVC_REMOTE, url)
+    for option, seconds in DVC_REMOTE_TIMEOUTS.items():
+        if done.returncode == 0:
+            done = _dvc(stack.project, "remote", "modify", "--local", DVC_REMOTE, option, seconds)
     if done.returncode != 0:
         raise ServiceFailed(f"could not point DVC in {stack.project} at {url}: {done.stderr.strip()}")
     if (stack.project / "data.dvc").is_file():  # the bucket starts with this checkout's data version

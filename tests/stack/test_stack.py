@@ -65,8 +65,16 @@ def test_make_stack_is_ready_in_time_on_loopback_only(stack):
     assert {ip for ip, _ in ports} <= {"127.0.0.1"}, ports
     again, took = make_stack(stack.project, stack.env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert read_env_file(stack.folder / "env") == {k: stack.env[k] for k in read_env_file(stack.folder / "env")}
+    env = read_env_file(stack.folder / "env")
+    assert env == {k: stack.env[k] for k in env}
     print(f"make stack with everything up: {took:.1f} s")
+    # every client's limits are bounded and named where a person looks: the env file, DVC's config
+    assert {k: env.get(k) for k in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "AWS_MAX_ATTEMPTS",
+                                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT")} == {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "AWS_MAX_ATTEMPTS": "3",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60"}
+    assert [stack.run("dvc", "config", "--local", f"remote.stack.{k}").stdout.strip()
+            for k in ("connect_timeout", "read_timeout")] == ["10", "60"]
 
 
 def test_stack_down_and_up_keep_versions_aliases_artifacts_and_data(stack):
