@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from components.records import VersionMetadata
-from components.registry.tracking import RegistryUnavailable, state_dir, use_tracking
+from components.registry.tracking import RegistryUnavailable, state_dir, store_uri
 from components.registry.tracking import client as tracking_client
 
 
@@ -59,9 +59,8 @@ class ModelUnusable(RuntimeError):
 
 def fetch(name: str, alias: str, version: str, cache_root: Path | None = None) -> ModelRef:
     """Download the version's artifacts once (cached per version, under ``cache_root`` or the
-    serving cache) and read its metadata; ``ModelUnusable`` says what is missing."""
-
-    use_tracking()
+    serving cache) and read its metadata; ``ModelUnusable`` says what is missing. The store is
+    named in every call: serving's poll thread changes no process-wide MLflow setting."""
     tags = dict(tracking_client().get_model_version(name, version).tags)
     dest = (cache_root or state_dir() / "serving-cache") / name / version
     try:
@@ -103,9 +102,12 @@ def _download(name: str, version: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+        # resolved by a client bound to the store: ``models:/`` URIs are resolved by MLflow with
+        # its process-wide URIs whatever is passed here (MLflow 3.x)
+        source = tracking_client().get_model_version_download_uri(name, version)
+        got = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=store_uri())
         shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
+        Path(got).rename(dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

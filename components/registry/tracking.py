@@ -49,7 +49,8 @@ def tracking_uri() -> str:
     return f"sqlite:///{state_dir() / 'mlflow.db'}"
 
 
-def _store_uri() -> str:
+def store_uri() -> str:
+    """The project's tracking and registry URI (a local store's folder created)."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def client() -> MlflowClient:
     process-wide setting, so it is right whatever ran before it."""
     from mlflow import MlflowClient
 
-    uri = _store_uri()
+    uri = store_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -70,7 +71,7 @@ def use_tracking() -> str:
     at the project's store, which it reads from process-wide settings; returns the URI."""
     import mlflow
 
-    uri = _store_uri()
+    uri = store_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri

@@ -8,24 +8,30 @@ from tests.serving.conftest import register_affine
 
 LOOKUPS = """
 import json, sys
-from components.registry.model_store import alias_version
+from pathlib import Path
+from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+from components.registry.model_store import alias_version, fetch
 from components.registry.versions import list_versions
 from components.registry.tracking import training_run
-print(json.dumps([training_run(__import__('pathlib').Path(sys.argv[1])), alias_version('brighthouse', 'champion'),
-                  [row['version'] for row in list_versions('brighthouse')]]))
+ref = fetch('brighthouse', 'champion', '1', cache_root=Path(sys.argv[2]))  # what serving's poll does
+print(json.dumps([training_run(Path(sys.argv[1])), alias_version('brighthouse', 'champion'),
+                  [row['version'] for row in list_versions('brighthouse')], ref.onnx_path.is_file(),
+                  is_tracking_uri_set()]))
 """
 
 
 def test_lookups_in_a_fresh_process_find_the_project_store_without_setup(params, tmp_path, mlflow_store):
-    """Before, a lookup that ran before ``use_tracking()`` opened MLflow's default store: a new
+    """A fetch names the store in every call and sets nothing process-wide. Before, a lookup that ran before ``use_tracking()`` opened MLflow's default store: a new
     ``mlflow.db`` in the working directory (one was found at the repo root) and "not found"."""
     register_affine(params, tmp_path / "v1", 0.5, 0.25)
     trained = fake_stage_outputs(tmp_path / "v2", 0.6, 0.2)
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
-    r = subprocess.run([sys.executable, "-c", LOOKUPS, str(trained["train"])], cwd=workdir, capture_output=True,
+    r = subprocess.run([sys.executable, "-c", LOOKUPS, str(trained["train"]), str(tmp_path / "cache")], cwd=workdir,
+                       capture_output=True,
                        text=True, env=tool_env(BRIGHTHOUSE_HOME=str(tmp_path / "state"), PYTHONPATH=str(REPO)))
     assert r.returncode == 0, r.stderr[-3000:]
     run_id = json.loads((trained["train"] / "run.json").read_text())["run_id"]
-    assert json.loads(r.stdout.strip().splitlines()[-1]) == [run_id, "1", ["1"]]
+    # the last False: no process-wide MLflow setting was changed (serving's poll thread fetches)
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [run_id, "1", ["1"], True, False]
     assert list(workdir.iterdir()) == []  # no default store left behind
