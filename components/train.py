@@ -25,7 +25,7 @@ from components.data.photo_crops import check_patch_fits
 from components.data.splits import FOLDS_DIR, fold_dirs
 from components.errors import StageFailed
 from components.evaluation.train_monitor import progress_line, validation_hook
-from components.model import basicsr_adapter
+from components.model import basicsr_adapter, basicsr_options
 from components.model.distributed import Ranks, init_distributed, resolve_device, shutdown
 from components.model.losses import check_vgg_weights
 from components.model.model_io import save_checkpoint, save_ensemble
@@ -149,7 +149,7 @@ def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
                 tags: dict | None = None) -> dict | None:
     """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``)."""
     preset = fitted_preset(paths.lmdb)
-    opt = basicsr_adapter.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
+    opt = basicsr_options.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
     state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
     resume = load_state(state_path)
     if not ranks.is_main:
@@ -196,7 +196,7 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
                   ranks: Ranks, preset: Preset, tags: dict) -> dict:
     import mlflow
 
-    basicsr_adapter.save_options(opt, paths.out / "basicsr_options.yml")
+    basicsr_options.save_options(opt, paths.out / "basicsr_options.yml")
     write_json(paths.out / PRESET_FILE, preset.model_dump())
     use_tracking()
     run_args = {"run_id": resume["run_id"]} if resume else {"experiment_id": get_or_create_experiment(cfg.experiment)}

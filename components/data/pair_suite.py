@@ -3,7 +3,6 @@ the rows): which pairs pass, why the others fail, and the reports. Used by the `
 stage, ``brighthouse data validate`` and ``data add``."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,6 @@ def _suite(cfg: ValidateConfig) -> gx.ExpectationSuite:
 
 def run_suite(df: pd.DataFrame, cfg: ValidateConfig) -> dict[str, list[str]]:
     """Validate the table with great-expectations; return {pair_id: [reasons]} for failures."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -39,7 +39,20 @@ def registry_calls(doing: str) -> Iterator[None]:
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get(STATE_DIR_ENV, Path.cwd() / ".brighthouse")).resolve()
+    """``BRIGHTHOUSE_HOME``, else ``.brighthouse`` in the checkout that holds the working folder
+    (from any of its subfolders), else in the working folder (a serving box has no checkout)."""
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV]).resolve()
+    here = Path.cwd().resolve()
+    return (checkout_root(here) or here) / ".brighthouse"
+
+
+def checkout_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` with the pipeline's ``dvc.yaml`` and ``params.yaml``."""
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").is_file() and (folder / "params.yaml").is_file():
+            return folder
+    return None
 
 
 def tracking_uri() -> str:

@@ -2,7 +2,7 @@
 import pytest
 
 from components.lmdb import run_lmdb
-from components.model import basicsr_adapter
+from components.model import basicsr_adapter, basicsr_options
 from components.model.distributed import Ranks
 from tests.conftest import in_mode, lmdb_paths
 
@@ -11,7 +11,7 @@ from tests.conftest import in_mode, lmdb_paths
 def test_a_tiled_batch_is_batch_size_patches_from_batch_size_over_crops_photos(pair_folder, params, tmp_path, crops):
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     cfg = in_mode(params.train, "tiled").model_copy(update={"batch_size": 4, "patch_size": 32, "crops_per_photo": crops})
-    opt = basicsr_adapter.build_options(cfg, tmp_path / "lmdb", tmp_path / "out", "cpu")
+    opt = basicsr_options.build_options(cfg, tmp_path / "lmdb", tmp_path / "out", "cpu")
     basicsr_adapter.register_with_basicsr()
     loader, sampler = basicsr_adapter._loader(opt, Ranks())
     batch = next(basicsr_adapter._batches(loader, sampler, 0))

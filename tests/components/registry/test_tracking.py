@@ -35,3 +35,21 @@ def test_lookups_in_a_fresh_process_find_the_project_store_without_setup(params,
     # the last False: no process-wide MLflow setting was changed (serving's poll thread fetches)
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [run_id, "1", ["1"], True, False]
     assert list(workdir.iterdir()) == []  # no default store left behind
+
+
+def test_the_state_folder_is_the_checkouts_from_any_subfolder(tmp_path, monkeypatch):
+    """``brighthouse models`` run from ``data/`` finds the project's registry, not a new empty
+    one; outside a checkout (a serving box) it is the working folder's; the env var wins."""
+    from components.registry.tracking import STATE_DIR_ENV, state_dir
+
+    project = tmp_path / "project"
+    (project / "data" / "deep").mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml"):
+        (project / name).write_text("{}\n")
+    monkeypatch.delenv(STATE_DIR_ENV, raising=False)
+    monkeypatch.chdir(project / "data" / "deep")
+    assert state_dir() == project.resolve() / ".brighthouse"
+    monkeypatch.chdir(tmp_path)
+    assert state_dir() == tmp_path.resolve() / ".brighthouse"
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert state_dir() == (tmp_path / "elsewhere").resolve()
