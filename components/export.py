@@ -136,7 +136,7 @@ def export_members(cfg: ExportConfig, paths: ExportPaths, inputs: dict[str, np.n
 
 def check_trained_for(checkpoint: Path, spec: InferenceSpec) -> None:
     """A model learns one mode (tiles or the whole photo): refuse to ship it under the other."""
-    trained = checkpoint_view(checkpoint)["mode"]
+    trained = checkpoint_view(checkpoint).mode
     if trained != spec.mode:
         raise StageFailed(f"{checkpoint} was trained for inference.mode={trained}, but params.yaml says "
                           f"{spec.mode}: run train again (dvc repro)")

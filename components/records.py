@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from components.config import InferenceSpec
+from components.config import InferenceSpec, Mode
 from components.errors import StageFailed
 
 
@@ -21,6 +21,15 @@ def write_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+class CheckpointView(BaseModel):
+    """How a checkpoint's weights see a photo: the inference mode they were trained for and its
+    working size. Written by train into ``model.pth`` as a plain dict (``torch.load`` with
+    ``weights_only`` reads no classes), read by export, which refuses weights of another mode."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    mode: Mode
+    working_size: int
 
 
 class Record(BaseModel):

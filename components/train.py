@@ -31,7 +31,7 @@ from components.model.losses import check_vgg_weights
 from components.model.model_io import save_checkpoint, save_ensemble
 from components.model.presets import PRESET_FILE, Preset, fit_preset
 from components.model.train_state import fingerprint, load_state, save_atomic
-from components.records import write_json
+from components.records import CheckpointView, write_json
 from components.registry.tracking import (
     MODEL_MD5_TAG,
     file_md5,
@@ -210,7 +210,7 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
         seconds = time.perf_counter() - start
         mlflow.log_metric("train/seconds", seconds)
         save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size,
-                        {"mode": cfg.inference.mode, "working_size": cfg.inference.working_size})
+                        CheckpointView(mode=cfg.inference.mode, working_size=cfg.inference.working_size))
         mlflow.set_tag(MODEL_MD5_TAG, file_md5(paths.out / "model.pth"))
         mlflow.log_artifact(str(paths.out / "basicsr_options.yml"), artifact_path="config")
         mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")

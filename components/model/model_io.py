@@ -10,15 +10,16 @@ from components.inference.tiling import BatchFn
 from components.model.curves_nafnet import CurvesNAFNet, kind_of
 from components.model.ensemble import Ensemble
 from components.model.nafnet_arch import NAFNet, use_local_pooling
+from components.records import CheckpointView
 
 
-def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int, view: dict) -> None:
-    """``view``: how the model sees a photo (``mode``, ``working_size``), for export and the gate."""
+def save_checkpoint(path: Path, state_dict: dict, arch: dict, patch_size: int, view: CheckpointView) -> None:
+    """``view``: how the model sees a photo (mode, working size), for export's check."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # BasicSR's convention ("params") so its own loaders can read the file too; the training
     # patch size sizes TLC's pooling window at inference.
     torch.save({"params": state_dict, "arch": arch, "patch_size": patch_size,
-                "view": view}, path)
+                "view": view.model_dump()}, path)
 
 
 def save_ensemble(path: Path, member_paths: list[Path]) -> None:
@@ -33,12 +34,16 @@ def save_ensemble(path: Path, member_paths: list[Path]) -> None:
                 "view": first["view"]}, path)
 
 
-def checkpoint_view(path: Path) -> dict:
-    """``{"mode": ..., "working_size": ...}``: the mode the weights were trained for."""
+def checkpoint_view(path: Path) -> CheckpointView:
+    """The mode (and working size) the weights were trained for."""
+    from pydantic import ValidationError
+
     view = torch.load(path, map_location="cpu", weights_only=True).get("view")
-    if view is None:
-        raise ValueError(f"{path} records no mode (saved before brighthouse recorded one): train it again")
-    return view
+    try:
+        return CheckpointView.model_validate(view)
+    except ValidationError:
+        raise ValueError(f"{path} records no readable mode ({view!r}; saved before brighthouse recorded one, or "
+                         "by another writer): train it again") from None
 
 
 def tlc_window(path: Path, scale: float) -> int:

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from components.config import InferenceSpec, load_params
+from components.records import CheckpointView
 from tests.conftest import REPO
 
 KNOBS = [("mode", "tiled"), ("working_size", 320), ("tiling.tile", 192), ("tiling.overlap", 16),
@@ -65,7 +66,7 @@ def test_monitor_export_and_gate_run_the_changed_spec(pair_folder, params, tmp_p
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     model = CurvesNAFNet(**arch)
     save_checkpoint(tmp_path / "train" / "model.pth", model.state_dict(), arch, 48,
-                    {"mode": "global_view", "working_size": 64})
+                    CheckpointView(mode="global_view", working_size=64))
     seen = {}
 
     def recording(name, real):

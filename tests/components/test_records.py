@@ -81,3 +81,19 @@ def test_version_metadata_from_before_the_schema_is_upgraded_and_without_a_spec_
         VersionMetadata.model_validate({k: v for k, v in oldest.items() if k != "inference"})
     with pytest.raises(ValidationError):  # a versioned record is read as written
         VersionMetadata.model_validate({**stop_32, "schema_version": 1, "tiling": oldest["tiling"]})
+
+
+@pytest.mark.parametrize("view", [None, {"mode": "tiles", "working_size": 384}, {"mode": "tiled"}])
+def test_a_checkpoint_without_a_readable_view_is_refused_naming_it(tmp_path, view):
+    """The weights' mode travels in model.pth as a typed view; a checkpoint saved before it
+    existed, or by another writer, is named and not guessed to be tiled."""
+    import torch
+
+    from components.model.model_io import checkpoint_view, save_checkpoint
+    from components.records import CheckpointView
+
+    save_checkpoint(tmp_path / "good.pth", {}, {}, 64, CheckpointView(mode="global_view", working_size=384))
+    assert checkpoint_view(tmp_path / "good.pth") == CheckpointView(mode="global_view", working_size=384)
+    torch.save({"params": {}, "arch": {}, "patch_size": 64, **({"view": view} if view else {})}, tmp_path / "old.pth")
+    with pytest.raises(ValueError, match=r"old\.pth records no readable mode.*train it again"):
+        checkpoint_view(tmp_path / "old.pth")

@@ -238,7 +238,7 @@ def test_global_view_trains_on_whole_photos_over_fitted_preset(pair_folder, para
     preset = read_preset(tmp_path / "train" / "preset.json")  # the gate's baseline, the network's prior
     assert opts["network_g"]["type"] == "CurvesNAFNet" and opts["network_g"]["preset"]["kind"] == preset.kind
     assert len(opts["network_g"]["preset"]["curves"]) == 3 and set(preset.loo_psnr) == set(KINDS)
-    assert checkpoint_view(tmp_path / "train" / "model.pth") == {"mode": "global_view", "working_size": 96}
+    assert checkpoint_view(tmp_path / "train" / "model.pth").model_dump() == {"mode": "global_view", "working_size": 96}
     model = load_model(tmp_path / "train" / "model.pth")
     assert model.kind == preset.kind
     # the fixture's inputs are 0.6 x their targets: the fitted curves brighten
@@ -286,7 +286,7 @@ def test_a_small_set_trains_one_model_per_fold_and_ships_them_as_one(pair_folder
     x = torch.rand(1, 3, 40, 56)
     with torch.inference_mode():
         assert torch.allclose(model(x), sum(m(x) for m in members) / 2, atol=1e-6)
-    assert checkpoint_view(tmp_path / "train" / "model.pth") == {"mode": "global_view", "working_size": 96}
+    assert checkpoint_view(tmp_path / "train" / "model.pth").model_dump() == {"mode": "global_view", "working_size": 96}
     # one MLflow run for the ensemble, the folds' runs under it
     client = MlflowClient()
     assert len(result["members"]) == 2 and client.get_run(result["run_id"]).data.metrics["train/seconds"] > 0

@@ -5,6 +5,7 @@ import torch
 
 from components.model.curves_nafnet import CurvesNAFNet
 from components.model.presets import KINDS, fit_preset, grey_world, match_histogram
+from components.records import CheckpointView
 
 
 def photos(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -70,7 +71,7 @@ def test_a_model_over_a_histogram_preset_exports_and_reloads_as_it_trained(tmp_p
     arch = {"width": 8, "enc_blk_nums": [1], "middle_blk_num": 1, "dec_blk_nums": [1]}
     model = CurvesNAFNet(preset=preset.model_dump(exclude={"loo_psnr"}), **arch)
     torch.nn.init.normal_(model.body.ending.weight, std=0.01)  # a trained residual, not zero
-    save_checkpoint(tmp_path / "model.pth", model.state_dict(), arch, 64, {"mode": "global_view", "working_size": 96})
+    save_checkpoint(tmp_path / "model.pth", model.state_dict(), arch, 64, CheckpointView(mode="global_view", working_size=96))
     loaded = load_model(tmp_path / "model.pth")
     assert loaded.kind == "grey_blend"
     export_onnx(loaded, tmp_path / "model.onnx", 18)
