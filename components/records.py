@@ -37,6 +37,23 @@ class Record(BaseModel):
     WRITER: ClassVar[str] = "?"  # the stage that writes it: what a refusal tells the user to run again
 
 
+TRAIN_RECORD = "run.json"  # beside the weights; not tracked by DVC (run ids are facts of one MLflow store)
+
+
+class TrainRecord(Record):
+    """``artifacts/train/run.json``: the MLflow run that trained ``model.pth``, and how. Read by
+    evaluate and register (through ``tracking.training_run``) to log into that run."""
+    WRITER: ClassVar[str] = "train"
+    schema_version: Literal[1] = 1
+    run_id: str
+    device: str = "unknown"           # unknown: recovered from the store by the weights' md5
+    seconds: float = 0.0
+    world_size: int = 1
+    rank_digests: list[str] = []      # each rank's weight digest (DDP keeps them equal)
+    resumed_after: int | list[int] = 0  # iteration resumed after (per fold model for an ensemble)
+    members: list[str] = []           # an ensemble's fold models' runs
+
+
 EXPORT_RECORD = "export.json"  # in export's output folder
 
 

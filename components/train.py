@@ -31,7 +31,7 @@ from components.model.losses import check_vgg_weights
 from components.model.model_io import save_checkpoint, save_ensemble
 from components.model.presets import PRESET_FILE, Preset, fit_preset
 from components.model.train_state import fingerprint, load_state, save_atomic
-from components.records import CheckpointView, write_json
+from components.records import TRAIN_RECORD, CheckpointView, TrainRecord, write_json, write_record
 from components.registry.tracking import (
     MODEL_MD5_TAG,
     file_md5,
@@ -98,7 +98,7 @@ def network_prior(cfg: TrainConfig, preset: Preset) -> dict | None:
     return preset.model_copy(update={"kind": kind}).model_dump(exclude={"loo_psnr"})
 
 
-def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
+def run_train(cfg: TrainConfig, paths: TrainPaths) -> TrainRecord | None:
     """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs.
     A cross-validated LMDB (``lmdb/folds/``) also trains one model per fold, each on the other
     folds, into ``out/folds/<i>/``: the gate scores them. What ships (``train.ships``) is one
@@ -120,16 +120,16 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> dict | None:
                 return None
             return assemble_ensemble(cfg, paths, parent, [r for r in results if r is not None])
         shipped = train_model(cfg, paths, device, ranks)  # every pair: lmdb's top-level train holds them all
-        results = train_folds(cfg, paths, folds, device, ranks, shipped["run_id"] if shipped else None)
+        results = train_folds(cfg, paths, folds, device, ranks, shipped.run_id if shipped else None)
         if shipped is not None:  # the main rank
-            _tag_run(shipped["run_id"], {"brighthouse.fold_models": ",".join(r["run_id"] for r in results if r)})
+            _tag_run(shipped.run_id, {"brighthouse.fold_models": ",".join(r.run_id for r in results if r)})
         return shipped
     finally:
         shutdown()
 
 
 def train_folds(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], device: str, ranks: Ranks,
-                parent: str | None) -> list[dict | None]:
+                parent: str | None) -> list[TrainRecord | None]:
     """Fold i's model on the other folds, into ``out/folds/<i>/``, its MLflow run under ``parent``
     (its run.json is left out: DVC tracks folds/, and run ids differ on every run)."""
     member = cfg.model_copy(update={"iterations": cfg.fold_iterations or cfg.iterations})
@@ -146,7 +146,7 @@ def _tag_run(run_id: str, tags: dict) -> None:
 
 
 def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
-                tags: dict | None = None) -> dict | None:
+                tags: dict | None = None) -> TrainRecord | None:
     """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``)."""
     preset = fitted_preset(paths.lmdb)
     opt = basicsr_options.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
@@ -169,7 +169,7 @@ def _ensemble_run(cfg: TrainConfig, k: int) -> str:
     return run.info.run_id
 
 
-def assemble_ensemble(cfg: TrainConfig, paths: TrainPaths, run_id: str, folds: list[dict]) -> dict:
+def assemble_ensemble(cfg: TrainConfig, paths: TrainPaths, run_id: str, folds: list[TrainRecord]) -> TrainRecord:
     """The fold models as one checkpoint, with the options and the preset of all the pairs
     beside it (the preset: what a training-free edit of this set would be), in the ensemble's run."""
     import mlflow
@@ -178,22 +178,22 @@ def assemble_ensemble(cfg: TrainConfig, paths: TrainPaths, run_id: str, folds: l
     save_ensemble(paths.out / "model.pth", [m / "model.pth" for m in members])
     shutil.copyfile(members[0] / "basicsr_options.yml", paths.out / "basicsr_options.yml")
     write_json(paths.out / PRESET_FILE, fitted_preset(paths.lmdb).model_dump())
-    seconds = sum(f["seconds"] for f in folds)
+    seconds = sum(f.seconds for f in folds)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metric("train/seconds", seconds)
         mlflow.set_tags({MODEL_MD5_TAG: file_md5(paths.out / "model.pth"),
-                         "brighthouse.members": ",".join(f["run_id"] for f in folds)})
+                         "brighthouse.members": ",".join(f.run_id for f in folds)})
         mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
-    result = {"run_id": run_id, "device": folds[0]["device"], "seconds": round(seconds, 2),
-              "world_size": folds[0]["world_size"], "members": [f["run_id"] for f in folds],
-              "resumed_after": [f["resumed_after"] for f in folds]}
-    write_json(paths.out / "run.json", result)
+    result = TrainRecord(run_id=run_id, device=folds[0].device, seconds=round(seconds, 2),
+                         world_size=folds[0].world_size, members=[f.run_id for f in folds],
+                         resumed_after=[f.resumed_after for f in folds if isinstance(f.resumed_after, int)])
+    write_record(paths.out / TRAIN_RECORD, result)
     log.info("ensemble of %d fold models, %.0f s of training in all", len(folds), seconds)
     return result
 
 
 def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Path, resume: dict | None,
-                  ranks: Ranks, preset: Preset, tags: dict) -> dict:
+                  ranks: Ranks, preset: Preset, tags: dict) -> TrainRecord:
     import mlflow
 
     basicsr_options.save_options(opt, paths.out / "basicsr_options.yml")
@@ -215,10 +215,10 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
         mlflow.log_artifact(str(paths.out / "basicsr_options.yml"), artifact_path="config")
         mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
     state_path.unlink(missing_ok=True)  # finished: nothing left to resume
-    result = {"run_id": run.info.run_id, "device": device, "seconds": round(seconds, 2),
-              "world_size": ranks.world_size, "rank_digests": digests, "resumed_after": resume["iter"] if resume else 0}
+    result = TrainRecord(run_id=run.info.run_id, device=device, seconds=round(seconds, 2), world_size=ranks.world_size,
+                         rank_digests=digests, resumed_after=resume["iter"] if resume else 0)
     if "brighthouse.fold" not in tags:  # a fold's run is named in the ensemble's run.json
-        write_json(paths.out / "run.json", result)
+        write_record(paths.out / TRAIN_RECORD, result)
     return result
 
 

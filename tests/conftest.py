@@ -160,7 +160,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     import mlflow
 
     from components.model.presets import Preset
-    from components.records import EXPORT_RECORD, ExportRecord, write_record
+    from components.records import EXPORT_RECORD, TRAIN_RECORD, ExportRecord, TrainRecord, write_record
     from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
 
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register", "lmdb")}
@@ -169,7 +169,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     (dirs["train"] / "model.pth").write_bytes(f"weights {scale} {offset}".encode())
     with mlflow.start_run(experiment_id=get_or_create_experiment("brighthouse")) as run:
         mlflow.set_tag(MODEL_MD5_TAG, file_md5(dirs["train"] / "model.pth"))
-    (dirs["train"] / "run.json").write_text(json.dumps({"run_id": run.info.run_id}))
+    write_record(dirs["train"] / TRAIN_RECORD, TrainRecord(run_id=run.info.run_id))
     identity = [[i / 255 for i in range(256)]] * 3  # the baseline preset: input as output
     (dirs["train"] / "preset.json").write_text(Preset(kind="curves", curves=identity, target_quantiles=[
         [i / 64 for i in range(65)]] * 3).model_dump_json())

@@ -131,19 +131,19 @@ def training_run(train_dir: Path) -> str:
     Otherwise (weights restored from DVC's cache after training elsewhere, a wiped
     ``.brighthouse/``) stages would fail late with "Run not found", or log one model's results
     to another's run."""
-    import json
-
     from mlflow.exceptions import MlflowException
 
     from components.errors import StageFailed
+    from components.records import TRAIN_RECORD, TrainRecord, read_record
 
     retrain = "retrain here with `dvc repro -f train`, or set MLFLOW_TRACKING_URI to the store it was trained in"
-    record = train_dir / "run.json"
+    record = train_dir / TRAIN_RECORD
     weights_md5 = file_md5(train_dir / "model.pth")
-    if not record.is_file():
-        return _run_that_logged(weights_md5, train_dir, f"{record} is missing and no run in the MLflow store "
+    try:
+        run_id = read_record(TrainRecord, record).run_id
+    except StageFailed as unreadable:  # missing, or from an older writer: the weights name their run
+        return _run_that_logged(weights_md5, train_dir, f"{unreadable}; and no run in the MLflow store "
                                 f"{tracking_uri()} logged these weights (md5 {weights_md5}): {retrain}")
-    run_id = json.loads(record.read_text())["run_id"]
     try:
         run = client().get_run(run_id)
     except MlflowException as exc:
@@ -161,9 +161,8 @@ def training_run(train_dir: Path) -> str:
 def _run_that_logged(weights_md5: str, train_dir: Path, missing: str) -> str:
     """The training run, in any experiment, whose ``model_md5`` tag is these weights; recorded in
     ``run.json`` so later stages read it as if trained here."""
-    import json
-
     from components.errors import StageFailed
+    from components.records import TRAIN_RECORD, TrainRecord, write_record
 
     store = client()
     experiments = [e.experiment_id for e in store.search_experiments()]
@@ -171,5 +170,5 @@ def _run_that_logged(weights_md5: str, train_dir: Path, missing: str) -> str:
                              order_by=["attributes.start_time ASC"]) if experiments else []
     if not runs:
         raise StageFailed(f"{train_dir / 'model.pth'} has no record of its MLflow run: {missing}")
-    (train_dir / "run.json").write_text(json.dumps({"run_id": runs[0].info.run_id}) + "\n")
+    write_record(train_dir / TRAIN_RECORD, TrainRecord(run_id=runs[0].info.run_id))
     return runs[0].info.run_id

@@ -262,10 +262,10 @@ def test_a_built_engine_ships_with_the_version_under_its_gpu_key(params, tmp_pat
 
 
 def test_training_outputs_from_another_store_fail_early_and_say_what_to_do(params, tmp_path, mlflow_store):
-    import json
+    from components.records import TRAIN_RECORD, TrainRecord, write_record
 
     dirs = fake_stage_outputs(tmp_path / "a", 0.5, 0.1)
-    (dirs["train"] / "run.json").write_text(json.dumps({"run_id": "0123456789abcdef0123456789abcdef"}))
+    write_record(dirs["train"] / TRAIN_RECORD, TrainRecord(run_id="0123456789abcdef0123456789abcdef"))
     with pytest.raises(StageFailed, match=r"not in the MLflow store .*dvc repro -f train"):
         run_register(params.register_, RegisterPaths(dirs["train"], dirs["evaluate"], dirs["export"], dirs["register"], dirs["lmdb"]))
     assert MlflowClient().search_registered_models() == []

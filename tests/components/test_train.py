@@ -31,10 +31,10 @@ def test_trains_through_basicsr_and_logs_to_mlflow(pair_folder, params, tmp_path
     opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
     assert opts["network_g"]["type"] == "NAFNet" and opts["network_g"]["width"] == 8
     assert opts["datasets"]["train"]["io_backend"]["type"] == "lmdb"
-    assert json.loads((tmp_path / "train" / "run.json").read_text())["run_id"] == result["run_id"]
+    assert json.loads((tmp_path / "train" / "run.json").read_text())["run_id"] == result.run_id
 
     client = MlflowClient()
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.data.params["train.iterations"] == "6"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/l_pix")] == [2, 4, 6]
 
@@ -56,8 +56,8 @@ def test_the_same_data_and_params_train_byte_identical_weights(pair_folder, para
     options = [(tmp_path / name / "basicsr_options.yml").read_text().replace(str(tmp_path / name), "OUT")
                for name in ("a", "b")]
     assert options[0] == options[1]  # dvc.yaml passes relative paths, so there the files are identical
-    assert runs[0]["run_id"] != runs[1]["run_id"]
-    assert [training_run(tmp_path / name) for name in ("a", "b")] == [r["run_id"] for r in runs]
+    assert runs[0].run_id != runs[1].run_id
+    assert [training_run(tmp_path / name) for name in ("a", "b")] == [r.run_id for r in runs]
 
 
 def test_patch_larger_than_training_images_fails_before_training(pair_folder, params, tmp_path, mlflow_store):
@@ -85,9 +85,9 @@ def test_ema_clipping_colour_and_look_losses_and_bf16_autocast(pair_folder, para
     assert opts["brighthouse"] == {"grad_clip": 0.5, "colour_weight": 2.0, "look_weight": 0.5, "precision": "bf16",
                                    "channels_last": False}
     client = MlflowClient()
-    assert len(client.get_metric_history(result["run_id"], "train/l_colour")) == 3
-    assert len(client.get_metric_history(result["run_id"], "train/l_look")) == 3
-    assert client.get_run(result["run_id"]).data.tags["precision"] == "bf16"
+    assert len(client.get_metric_history(result.run_id, "train/l_colour")) == 3
+    assert len(client.get_metric_history(result.run_id, "train/l_look")) == 3
+    assert client.get_run(result.run_id).data.tags["precision"] == "bf16"
     model = load_model(tmp_path / "train" / "model.pth")
     assert torch.isfinite(model(torch.rand(1, 3, 32, 32))).all()
 
@@ -143,10 +143,10 @@ def test_progress_validation_triptychs_and_final_checkpoint_in_mlflow(pair_folde
         result = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
     assert any("iter 4/6 (66%)" in r.message and "it/s, ETA 0:00:" in r.message for r in caplog.records)
     client = MlflowClient()
-    assert [m.step for m in client.get_metric_history(result["run_id"], "train_val/psnr")] == [3, 6]
-    images = [f.path for f in client.list_artifacts(result["run_id"], "images")]
+    assert [m.step for m in client.get_metric_history(result.run_id, "train_val/psnr")] == [3, 6]
+    images = [f.path for f in client.list_artifacts(result.run_id, "images")]
     assert len([p for p in images if p.endswith(".png")]) == 2, images  # one triptych per validation
-    assert [f.path for f in client.list_artifacts(result["run_id"], "checkpoint")] == ["checkpoint/model.pth"]
+    assert [f.path for f in client.list_artifacts(result.run_id, "checkpoint")] == ["checkpoint/model.pth"]
 
 
 def _weights(path):
@@ -163,7 +163,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(pair_folder, params, tmp
     cfg = params.train.model_copy(update={"iterations": 8, "checkpoint_every": 3, "ema_decay": 0.9})
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     straight = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "straight"))
-    assert straight["resumed_after"] == 0 and not list((state_dir() / "train-states").glob("*.pth"))
+    assert straight.resumed_after == 0 and not list((state_dir() / "train-states").glob("*.pth"))
 
     real_step = basicsr_adapter.TrainingStep.__call__
 
@@ -179,7 +179,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(pair_folder, params, tmp
     monkeypatch.setattr(basicsr_adapter.TrainingStep, "__call__", real_step)
     resumed = run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "interrupted"))
 
-    assert resumed["resumed_after"] == 3 and resumed["run_id"] != straight["run_id"]
+    assert resumed.resumed_after == 3 and resumed.run_id != straight.run_id
     a, b = _weights(tmp_path / "straight" / "model.pth"), _weights(tmp_path / "interrupted" / "model.pth")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not list((state_dir() / "train-states").glob("*.pth"))  # finished: the state is cleared
@@ -187,7 +187,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(pair_folder, params, tmp
         MlflowClient,  # the resumed run continued the interrupted run's MLflow run
     )
 
-    runs = MlflowClient().search_runs([MlflowClient().get_run(straight["run_id"]).info.experiment_id])
+    runs = MlflowClient().search_runs([MlflowClient().get_run(straight.run_id).info.experiment_id])
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
 
 
@@ -289,8 +289,8 @@ def test_a_small_set_trains_one_model_per_fold_and_ships_them_as_one(pair_folder
     assert checkpoint_view(tmp_path / "train" / "model.pth").model_dump() == {"mode": "global_view", "working_size": 96}
     # one MLflow run for the ensemble, the folds' runs under it
     client = MlflowClient()
-    assert len(result["members"]) == 2 and client.get_run(result["run_id"]).data.metrics["train/seconds"] > 0
-    assert {client.get_run(r).data.tags["mlflow.parentRunId"] for r in result["members"]} == {result["run_id"]}
+    assert len(result.members) == 2 and client.get_run(result.run_id).data.metrics["train/seconds"] > 0
+    assert {client.get_run(r).data.tags["mlflow.parentRunId"] for r in result.members} == {result.run_id}
 
     export = run_export(params.export, ExportPaths(tmp_path / "train", tmp_path / "lmdb", tmp_path / "export"))
     assert export.members == [f"folds/{i}/model.onnx" for i in range(2)]

@@ -25,7 +25,11 @@ def test_pulled_weights_find_the_run_that_logged_them(tmp_path, mlflow_store):
     clone.mkdir()
     (clone / "model.pth").write_bytes(b"weights b")  # as `dvc pull` leaves them: no run.json
     assert training_run(clone) == run_id
-    assert json.loads((clone / "run.json").read_text()) == {"run_id": run_id}
+    assert json.loads((clone / "run.json").read_text())["run_id"] == run_id  # recorded, as a TrainRecord
+    (clone / "run.json").write_text(json.dumps({"run_id": run_id}))  # as an earlier brighthouse wrote it
+    assert training_run(clone) == run_id
+    (clone / "run.json").write_text(json.dumps({"run": run_id}))  # a foreign file: the weights name their run
+    assert training_run(clone) == run_id
 
 
 def test_weights_no_run_logged_are_refused_by_name(tmp_path, mlflow_store):
