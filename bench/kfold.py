@@ -11,7 +11,8 @@ composite at full resolution. The tone-curve baseline is fitted on the same trai
 without a section are the train section's. Prints one line per
 fold and the pooled means (over all images); ``--json`` writes the per-image rows, and
 ``--sheet`` a contact sheet (input | preset | output | target) of the worst and median photos,
-to look at before calling a change a win.
+to look at before calling a change a win. ``--shrink 0.75 0.5`` also scores each fold's model
+with its residual over the preset scaled down (``preset + alpha (network - preset)``), in PyTorch.
 """
 from __future__ import annotations
 
@@ -112,7 +113,31 @@ def write_sheet(rows: list[dict], cells: dict, path: Path) -> None:
     sheet.save(path)
 
 
-def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
+def shrunk_runner(checkpoint: Path, alpha: float):
+    """The trained network with its residual over the preset scaled by ``alpha`` (a variance cut)."""
+    import torch
+
+    from components.model.model_io import load_model, torch_runner
+
+    model = load_model(checkpoint)
+
+    class Shrunk(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            prior = model.prior(x)
+            return prior + alpha * (model.body(prior) - prior)
+
+    return torch_runner(Shrunk())
+
+
+def shrunk_scores(lmdb_dir: Path, work: Path, params, preset, alphas: list[float]) -> dict[float, list[dict]]:
+    from components.evaluate import evaluate_model
+
+    gate = params.evaluate.model_copy(update={"compare_pooling": False})
+    return {a: evaluate_model(shrunk_runner(work / "train" / "model.pth", a), lmdb_dir, gate, preset,
+                              spec=params.inference)["per_image"] for a in alphas}
+
+
+def run_fold(lmdb_dir: Path, work: Path, params, shrink: list[float]) -> dict:
     from components.evaluate import evaluate_model, fit_baseline
     from components.export import ExportPaths, run_export
     from components.inference.onnx_session import ort_runner
@@ -128,7 +153,8 @@ def run_fold(lmdb_dir: Path, work: Path, params) -> dict:
     result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, sheet.preset,
                             spec=spec, on_pair=sheet)
     return {"train_seconds": train_s, "rows": result["per_image"], "cells": sheet.cells,
-            "preset": sheet.preset.kind, "cv_estimate": cv_estimate(lmdb_dir, work, params, spec)}
+            "preset": sheet.preset.kind, "cv_estimate": cv_estimate(lmdb_dir, work, params, spec),
+            "shrunk": shrunk_scores(lmdb_dir, work, params, sheet.preset, shrink)}
 
 
 def load_params(overrides: list[str]):
@@ -159,6 +185,7 @@ def main() -> None:
     ap.add_argument("--cv", type=int, default=0,
                     help="cross-validate each fold's training pairs in this many folds and ship the ensemble, "
                          "as the lmdb stage does for small sets (0 = one model on all of them)")
+    ap.add_argument("--shrink", type=float, nargs="*", default=[], help="also score these residual strengths")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path, help="write the worst and median photos here (PNG)")
     args = ap.parse_args()
@@ -176,12 +203,14 @@ def main() -> None:
             shutil.copytree(PAIRS / args.set / "input", data / "input")
             shutil.copytree(PAIRS / args.set / "target", data / "target")
         pairs = {p.pair_id: p for p in find_pairs(data)}
-        rows, seconds, cells = [], [], {}
+        rows, seconds, cells, shrunk = [], [], {}, {a: [] for a in args.shrink}
         for i, val_ids in enumerate(folds(list(pairs), args.k, args.seed)[: args.folds or None]):
             train_ids = [p for p in pairs if p not in val_ids][: args.train_pairs or None]
             write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params, args.cv)
-            fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params)
+            fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params, args.shrink)
             rows += fold["rows"]
+            for a, shrunk_rows in fold["shrunk"].items():
+                shrunk[a] += shrunk_rows
             cells.update(fold["cells"])
             seconds.append(fold["train_seconds"])
             m = {k: np.mean([r[k] for r in fold["rows"]]) for k in ("psnr", "baseline_psnr", "ciede2000_mean")}
@@ -194,6 +223,9 @@ def main() -> None:
     summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
     summary["gain_over_preset_db"] = summary["psnr"] - summary["baseline_psnr"]
     summary["train_seconds_per_fold"] = float(np.mean(seconds))
+    for a, shrunk_rows in shrunk.items():
+        summary[f"alpha {a}"] = {k: float(np.mean([r[k] for r in shrunk_rows])) for k in
+                                 ("psnr", "ciede2000_mean", "contrast_error", "cast")}
     print(json.dumps({"set": args.set, "k": args.k, "overrides": args.overrides, **summary}, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=float))
