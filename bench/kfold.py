@@ -60,7 +60,6 @@ def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> float | None:
     """What the gate would read for a cross-validated ensemble: each member on its own fold."""
     from components.evaluate import evaluate_folds
     from components.evaluation.cross_validation import folds_of
-
     from components.records import EXPORT_RECORD, ExportRecord, read_record
 
     export = read_record(ExportRecord, work / "export" / EXPORT_RECORD)
