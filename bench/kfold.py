@@ -56,8 +56,9 @@ def write_fold(pairs: dict, train_ids: list[str], val_ids: list[str], out: Path,
     write_layout([pairs[i] for i in train_ids + val_ids], dests, params.lmdb, limit)
 
 
-def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> float | None:
-    """What the gate would read for a cross-validated ensemble: each member on its own fold."""
+def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> tuple[float, float] | None:
+    """What the gate reads for a cross-validated set: each fold model, and the preset fitted
+    on the same folds, on the fold they did not see (mean PSNR of both)."""
     from components.evaluate import evaluate_folds
     from components.evaluation.cross_validation import folds_of
     from components.records import EXPORT_RECORD, ExportRecord, read_record
@@ -67,7 +68,8 @@ def cv_estimate(lmdb_dir: Path, work: Path, params, spec) -> float | None:
         return None
     folds = folds_of(lmdb_dir, work / "train", work / "export", export.members)
     gate = params.evaluate.model_copy(update={"compare_pooling": False})
-    return evaluate_folds(folds, gate, spec, None)["psnr"]
+    result = evaluate_folds(folds, gate, spec, None)
+    return result["psnr"], result["baseline_psnr"]
 
 
 SHEET_SIDE = 360  # px, long side of each contact-sheet cell
@@ -215,7 +217,8 @@ def main() -> None:
             m = {k: np.mean([r[k] for r in fold["rows"]]) for k in ("psnr", "baseline_psnr", "ciede2000_mean")}
             print(f"fold {i}: {len(val_ids)} val, train {fold['train_seconds']:.0f} s, PSNR {m['psnr']:.2f} "
                   f"(preset {fold['preset']} {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}"
-                  + (f", the gate's cross-validated estimate {fold['cv_estimate']:.2f}" if fold["cv_estimate"] else ""),
+                  + (", the gate's cross-validated estimate {:.2f} (its presets {:.2f})".format(*fold["cv_estimate"])
+                     if fold["cv_estimate"] else ""),
                   flush=True)
         if args.sheet:
             write_sheet(rows, cells, args.sheet)

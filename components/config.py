@@ -103,7 +103,7 @@ class TrainConfig(_Section):
     look_weight: float = Field(0.0, ge=0)            # LookLoss weight: luminance/chroma distributions
     perceptual_weight: float = Field(0.0, ge=0)      # VGG19 perceptual loss; needs its weights cached
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    channels_last: bool = True                       # CUDA only: faster convolutions on tensor cores
+    channels_last: bool = True                       # NHWC: tensor cores on CUDA; 1.3x on CPU with LayerNorm2d
     device: Literal["auto", "cpu", "cuda"] = "auto"
     nproc_per_node: int = Field(1, gt=0)             # DDP processes (GPUs) via torchrun; see dvc.yaml
     pretrained: str = ""                             # checkpoint to start from, e.g. NAFNet-SIDD-width32.pth

@@ -74,7 +74,7 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
         # ours, not BasicSR's: applied by this module's training step
         "brighthouse": {"grad_clip": cfg.grad_clip, "colour_weight": cfg.colour_weight, "look_weight": cfg.look_weight,
                         "precision": resolve_precision(cfg.precision, device),
-                        "channels_last": cfg.channels_last and device == "cuda"},
+                        "channels_last": cfg.channels_last},
     }
 
 

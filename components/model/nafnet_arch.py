@@ -24,10 +24,11 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        # PyTorch's fused layer_norm over the last axis, on an NHWC view: 1.4x faster training on
+        # CPU than the same maths in elementwise ops, whose intermediates autograd keeps; free
+        # of copies when x is channels-last (bench/README.md, training speed)
+        nhwc = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return nhwc.permute(0, 3, 1, 2)
 
 
 def _window_bounds(idx: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -83,7 +83,7 @@ def test_ema_clipping_colour_and_look_losses_and_bf16_autocast(pair_folder, para
     opts = yaml.safe_load((tmp_path / "train" / "basicsr_options.yml").read_text())
     assert opts["train"]["ema_decay"] == 0.9
     assert opts["brighthouse"] == {"grad_clip": 0.5, "colour_weight": 2.0, "look_weight": 0.5, "precision": "bf16",
-                                   "channels_last": False}
+                                   "channels_last": True}  # NHWC on CPU too
     client = MlflowClient()
     assert len(client.get_metric_history(result.run_id, "train/l_colour")) == 3
     assert len(client.get_metric_history(result.run_id, "train/l_look")) == 3
