@@ -153,7 +153,13 @@ def run_fold(lmdb_dir: Path, work: Path, params, shrink: list[float]) -> dict:
     sheet = SheetCollector(fit_baseline(lmdb_dir))
     result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, sheet.preset,
                             spec=spec, on_pair=sheet)
-    return {"train_seconds": train_s, "rows": result["per_image"], "cells": sheet.cells,
+    from components.records import TRAIN_RECORD, TrainRecord, read_record
+
+    trained = read_record(TrainRecord, work / "train" / TRAIN_RECORD)
+    check = trained.network_vs_preset
+    ships = trained.ships + (f" (fold models {check.network_psnr:.2f} vs their presets {check.preset_psnr:.2f} dB)"
+                             if check else "")
+    return {"train_seconds": train_s, "rows": result["per_image"], "cells": sheet.cells, "ships": ships,
             "preset": sheet.preset.kind, "cv_estimate": cv_estimate(lmdb_dir, work, params, spec),
             "shrunk": shrunk_scores(lmdb_dir, work, params, sheet.preset, shrink)}
 
@@ -180,12 +186,13 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", type=int, default=0, help="run only the first N folds (0 = all)")
+    ap.add_argument("--fold", type=int, help="run only this fold (0-based)")
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="[SECTION.]KEY=VALUE")
     ap.add_argument("--train-pairs", type=int, default=0,
                     help="train on only this many of each fold's training pairs (a client's few pairs; 0 = all)")
     ap.add_argument("--cv", type=int, default=0,
-                    help="cross-validate each fold's training pairs in this many folds and ship the ensemble, "
-                         "as the lmdb stage does for small sets (0 = one model on all of them)")
+                    help="cross-validate each fold's training pairs in this many folds, as the lmdb stage does "
+                         "for small sets, so the fold models decide what ships (0 = one model on all of them)")
     ap.add_argument("--shrink", type=float, nargs="*", default=[], help="also score these residual strengths")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path, help="write the worst and median photos here (PNG)")
@@ -206,6 +213,8 @@ def main() -> None:
         pairs = {p.pair_id: p for p in find_pairs(data)}
         rows, seconds, cells, shrunk = [], [], {}, {a: [] for a in args.shrink}
         for i, val_ids in enumerate(folds(list(pairs), args.k, args.seed)[: args.folds or None]):
+            if args.fold is not None and i != args.fold:
+                continue
             train_ids = [p for p in pairs if p not in val_ids][: args.train_pairs or None]
             write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params, args.cv)
             fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params, args.shrink)
@@ -218,7 +227,7 @@ def main() -> None:
             print(f"fold {i}: {len(val_ids)} val, train {fold['train_seconds']:.0f} s, PSNR {m['psnr']:.2f} "
                   f"(preset {fold['preset']} {m['baseline_psnr']:.2f}), CIEDE2000 {m['ciede2000_mean']:.2f}"
                   + (", the gate's cross-validated estimate {:.2f} (its presets {:.2f})".format(*fold["cv_estimate"])
-                     if fold["cv_estimate"] else ""),
+                     if fold["cv_estimate"] else "") + f"; ships: {fold['ships']}",
                   flush=True)
         if args.sheet:
             write_sheet(rows, cells, args.sheet)

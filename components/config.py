@@ -32,7 +32,7 @@ class LmdbConfig(_Section):
     min_train_share: float = Field(0.7, gt=0, lt=1)
     png_compression: int = Field(1, ge=0, le=9)
     whole_photo_side: int = Field(768, gt=0)  # train photos also stored whole, this long side (global_view)
-    cross_validate_below: int = Field(0, ge=0)  # fewer pairs: k-fold cross-validation, no val split (0 = never)
+    cross_validate_below: int = Field(60, ge=0)  # fewer pairs: k-fold cross-validation, no val split (0 = never)
     folds: int = Field(3, ge=2)                 # k, when cross-validating
     workers: int = Field(0, ge=0)
 
@@ -143,7 +143,7 @@ class TrainConfig(_Section):
 
 
 class GateConfig(_Section):
-    min_psnr: float = 22.0
+    min_psnr: float = 18.0
     min_ssim: float = 0.6
     min_psnr_gain_over_identity: float = 2.0
     min_psnr_gain_over_baseline: float = 0.0

@@ -174,6 +174,7 @@ def run_evaluate(cfg: EvaluateConfig, paths: EvaluatePaths) -> dict:
     spec = exported_spec(cfg, export, paths.export / EXPORT_RECORD)
     split = _stage_input(read_splits, paths.lmdb / SPLITS_FILE)
     champion, extra = champion_runner(cfg.registry, split)
+    extra["networks"] = export.networks  # 0: the preset alone, which the gate does not ask to beat itself
     review = ReviewCollector(cfg.review) if champion else None
     result = score_and_gate(cfg, paths, export, spec, split, champion, extra, lpips_fn, review)
     if lpips_fn is None:

@@ -25,7 +25,7 @@ from components.data.splits import FOLDS_DIR, fold_dirs
 from components.errors import StageFailed
 from components.inference.onnx_session import ort_runner, ort_session
 from components.model.ensemble import Ensemble
-from components.model.model_io import checkpoint_view, load_model, tlc_window, torch_runner
+from components.model.model_io import checkpoint_view, is_preset_only, load_model, tlc_window, torch_runner
 from components.records import EXPORT_RECORD, ExportRecord, write_record
 from components.stage import run_stage
 
@@ -142,6 +142,13 @@ def check_trained_for(checkpoint: Path, spec: InferenceSpec) -> None:
                           f"{spec.mode}: run train again (dvc repro)")
 
 
+def network_count(model: torch.nn.Module, checkpoint: Path) -> int:
+    """Networks the served model runs: an ensemble's members, 0 for a preset whose network is off."""
+    if is_preset_only(checkpoint):
+        return 0
+    return len(model.members) if isinstance(model, Ensemble) else 1
+
+
 def run_export(cfg: ExportConfig, paths: ExportPaths) -> ExportRecord:
     check_trained_for(paths.train / "model.pth", cfg.inference)
     window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
@@ -158,7 +165,7 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> ExportRecord:
     result = ExportRecord(onnx=str(onnx_path), inference=cfg.inference, max_abs_diff=diffs, atol=cfg.atol,
                           opset=cfg.opset, pooling="tlc" if cfg.tlc else "global", tlc_window=window,
                           fp16_onnx=fp16_path.name if fp16_path else None, fp16_max_abs_diff=fp16_diffs,
-                          members=members, networks=len(model.members) if isinstance(model, Ensemble) else 1)
+                          members=members, networks=network_count(model, paths.train / "model.pth"))
     write_record(paths.out / EXPORT_RECORD, result)
     worst = max(diffs.values())
     if worst > cfg.atol:

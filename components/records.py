@@ -37,6 +37,24 @@ class Record(BaseModel):
     WRITER: ClassVar[str] = "?"  # the stage that writes it: what a refusal tells the user to run again
 
 
+class NetworkVsPreset(BaseModel):
+    """A cross-validated set's fold models, as served, on the folds they did not train on,
+    against the same models with their residual switched off (their preset, through the same
+    transfer): whether a network trained on these pairs beats the preset it starts from."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pairs: int
+    network_psnr: float
+    preset_psnr: float
+
+    @property
+    def gain_db(self) -> float:
+        return self.network_psnr - self.preset_psnr
+
+    @property
+    def network_wins(self) -> bool:
+        return self.gain_db > 0
+
+
 TRAIN_RECORD = "run.json"  # beside the weights; not tracked by DVC (run ids are facts of one MLflow store)
 
 
@@ -52,6 +70,9 @@ class TrainRecord(Record):
     rank_digests: list[str] = []      # each rank's weight digest (DDP keeps them equal)
     resumed_after: int | list[int] = 0  # iteration resumed after (per fold model for an ensemble)
     members: list[str] = []           # an ensemble's fold models' runs
+    # cross-validated tone_prior sets: the fold models against their presets (what decided what ships)
+    network_vs_preset: NetworkVsPreset | None = None
+    ships: Literal["network", "ensemble", "preset"] = "network"
 
 
 EXPORT_RECORD = "export.json"  # in export's output folder
@@ -72,7 +93,7 @@ class ExportRecord(Record):
     fp16_onnx: str | None = None             # beside model.onnx, for GPU serving
     fp16_max_abs_diff: dict[str, float] | None = None
     members: list[str]                       # fold models' ONNX (cross-validated sets), relative paths
-    networks: int                            # networks in the served ONNX (an ensemble has several)
+    networks: int                            # networks served (an ensemble has several; 0: the preset alone)
 
 
 EVALUATION_RECORD = "metrics.json"  # in evaluate's output folder (DVC shows it: `dvc metrics show`)
@@ -153,7 +174,7 @@ class VersionMetadata(Record):
     fp16: bool                               # an FP16 ONNX ships beside it (it lost under the gate's limit)
     fp16_loss_db: float | None = None
     validation: str                          # how the gate held pairs out: hash | kfold (unknown: registered before)
-    networks: int                            # networks in the ONNX (an ensemble has several)
+    networks: int                            # networks in the ONNX (an ensemble has several; 0: the preset alone)
     # a later gate scores this version only on pairs it did not train on; None: registered before
     # versions recorded them (the gate then compares it on a hash split's val pairs only)
     train_pairs: list[str] | None

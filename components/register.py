@@ -62,8 +62,11 @@ def version_tags(metrics: EvaluationRecord, run_id: str, lineage: dict[str, str]
                  "val_identity_psnr": f"{metrics.identity_psnr:.4f}"})
     folds = metrics.folds
     tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics.images} pairs: every pair trained "
-                          f"{len(folds) - 1} of the {len(folds)} models shipped together and was scored by the other"
+                          f"{len(folds) - 1} of the {len(folds)} fold models and was scored by the other"
                           if folds else f"held-out val split of {metrics.images} pairs")
+    if (metrics.model_extra or {}).get("networks") == 0:
+        tags["ships"] = ("the preset fitted on every pair, no network: networks trained on these pairs did not beat "
+                         "their presets on the pairs they did not see (the training run's brighthouse.ships tag)")
     return tags
 
 

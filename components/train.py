@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from components import small_set
 from components.config import TrainConfig
 from components.data.lmdb_read import lmdb_shapes
 from components.data.photo_crops import check_patch_fits
@@ -26,9 +27,9 @@ from components.data.splits import FOLDS_DIR, fold_dirs
 from components.errors import StageFailed
 from components.evaluation.train_monitor import progress_line, validation_hook
 from components.model import basicsr_adapter, basicsr_options
-from components.model.distributed import Ranks, init_distributed, resolve_device, shutdown
+from components.model.distributed import Ranks, from_main, init_distributed, resolve_device, shutdown
 from components.model.losses import check_vgg_weights
-from components.model.model_io import save_checkpoint, save_ensemble
+from components.model.model_io import save_checkpoint
 from components.model.presets import PRESET_FILE, Preset, fit_preset
 from components.model.train_state import fingerprint, load_state, save_atomic
 from components.records import TRAIN_RECORD, CheckpointView, TrainRecord, write_json, write_record
@@ -100,9 +101,9 @@ def network_prior(cfg: TrainConfig, preset: Preset) -> dict | None:
 
 def run_train(cfg: TrainConfig, paths: TrainPaths) -> TrainRecord | None:
     """Train (as one rank of a torchrun job, if launched so); rank 0 logs and writes outputs.
-    A cross-validated LMDB (``lmdb/folds/``) also trains one model per fold, each on the other
-    folds, into ``out/folds/<i>/``: the gate scores them. What ships (``train.ships``) is one
-    model on every pair (``full``) or the fold models averaged (``ensemble``)."""
+    A cross-validated LMDB (``lmdb/folds/``) trains one model per fold first, each on the other
+    folds, into ``out/folds/<i>/``: the gate scores them, and they decide what ships
+    (``components/small_set.py``)."""
     check_inputs(cfg, paths)
     device = resolve_device(cfg.device)
     ranks = init_distributed(device)
@@ -113,36 +114,46 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> TrainRecord | None:
             (paths.out / FOLDS_DIR).mkdir(parents=True)
         if not folds:
             return train_model(cfg, paths, device, ranks)
-        if cfg.ships == "ensemble":
-            parent = _ensemble_run(cfg, len(folds)) if ranks.is_main else None
-            results = train_folds(cfg, paths, folds, device, ranks, parent)
-            if parent is None:  # another rank: the main one assembles
-                return None
-            return assemble_ensemble(cfg, paths, parent, [r for r in results if r is not None])
-        shipped = train_model(cfg, paths, device, ranks)  # every pair: lmdb's top-level train holds them all
-        results = train_folds(cfg, paths, folds, device, ranks, shipped.run_id if shipped else None)
-        if shipped is not None:  # the main rank
-            _tag_run(shipped.run_id, {"brighthouse.fold_models": ",".join(r.run_id for r in results if r)})
-        return shipped
+        return train_small_set(cfg, paths, folds, device, ranks)
     finally:
         shutdown()
 
 
-def train_folds(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], device: str, ranks: Ranks,
-                parent: str | None) -> list[TrainRecord | None]:
-    """Fold i's model on the other folds, into ``out/folds/<i>/``, its MLflow run under ``parent``
-    (its run.json is left out: DVC tracks folds/, and run ids differ on every run)."""
+def train_small_set(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], device: str,
+                    ranks: Ranks) -> TrainRecord | None:
+    """The fold models; then, if a network over the preset beat it on the folds it did not see
+    (or the model has no preset), one model on every pair or the fold models averaged
+    (``train.ships``); if it did not, the preset of every pair."""
+    trained = train_folds(cfg, paths, folds, device, ranks)
+    records = [r for r in trained if r is not None]  # the main rank's
+    check = small_set.check_fold_models(cfg, paths.out, folds) if ranks.is_main and cfg.tone_prior else None
+    if not from_main(check is None or check.network_wins, ranks):
+        if not ranks.is_main:
+            return None
+        preset = fitted_preset(paths.lmdb)
+        prior = network_prior(cfg, preset)
+        assert prior is not None and check is not None  # a tone_prior model was checked
+        return small_set.ship_preset(cfg, paths.out, records, preset, prior, check)
+    if cfg.ships == "ensemble":
+        return small_set.assemble_ensemble(cfg, paths.out, records, fitted_preset(paths.lmdb), check) \
+            if ranks.is_main else None
+    shipped = train_model(cfg, paths, device, ranks)  # every pair: lmdb's top-level train holds them all
+    if shipped is None:  # another rank
+        return None
+    small_set.adopt_folds(shipped.run_id, records, "one network on every pair")
+    shipped = shipped.model_copy(update={"network_vs_preset": check})
+    write_record(paths.out / TRAIN_RECORD, shipped)
+    return shipped
+
+
+def train_folds(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], device: str,
+                ranks: Ranks) -> list[TrainRecord | None]:
+    """Fold i's model on the other folds, into ``out/folds/<i>/``, in its own MLflow run (its
+    run.json is left out: DVC tracks folds/, and run ids differ on every run)."""
     member = cfg.model_copy(update={"iterations": cfg.fold_iterations or cfg.iterations})
     return [train_model(member, TrainPaths(d, paths.out / FOLDS_DIR / d.name), device, ranks,
-                        {"brighthouse.fold": f"{d.name} of {len(folds)}", "mlflow.parentRunId": parent})
+                        {"brighthouse.fold": f"{d.name} of {len(folds)}"})
             for d in folds]
-
-
-def _tag_run(run_id: str, tags: dict) -> None:
-    from components.registry.tracking import client
-
-    for key, value in tags.items():
-        client().set_tag(run_id, key, value)
 
 
 def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
@@ -156,40 +167,6 @@ def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
         basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
         return None
     return _train_logged(cfg, paths, opt, state_path, resume, ranks, preset, tags or {})
-
-
-def _ensemble_run(cfg: TrainConfig, k: int) -> str:
-    """The MLflow run of the ensemble, made first so the folds' runs sit under it in the UI."""
-    import mlflow
-
-    use_tracking()
-    with mlflow.start_run(experiment_id=get_or_create_experiment(cfg.experiment)) as run:
-        mlflow.log_params(flatten(cfg.model_dump(mode="json", exclude={"profiles"}), "train"))
-        mlflow.set_tags({"brighthouse.ensemble": f"{k} fold models"})
-    return run.info.run_id
-
-
-def assemble_ensemble(cfg: TrainConfig, paths: TrainPaths, run_id: str, folds: list[TrainRecord]) -> TrainRecord:
-    """The fold models as one checkpoint, with the options and the preset of all the pairs
-    beside it (the preset: what a training-free edit of this set would be), in the ensemble's run."""
-    import mlflow
-
-    members = [paths.out / FOLDS_DIR / str(i) for i in range(len(folds))]
-    save_ensemble(paths.out / "model.pth", [m / "model.pth" for m in members])
-    shutil.copyfile(members[0] / "basicsr_options.yml", paths.out / "basicsr_options.yml")
-    write_json(paths.out / PRESET_FILE, fitted_preset(paths.lmdb).model_dump())
-    seconds = sum(f.seconds for f in folds)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metric("train/seconds", seconds)
-        mlflow.set_tags({MODEL_MD5_TAG: file_md5(paths.out / "model.pth"),
-                         "brighthouse.members": ",".join(f.run_id for f in folds)})
-        mlflow.log_artifact(str(paths.out / "model.pth"), artifact_path="checkpoint")
-    result = TrainRecord(run_id=run_id, device=folds[0].device, seconds=round(seconds, 2),
-                         world_size=folds[0].world_size, members=[f.run_id for f in folds],
-                         resumed_after=[f.resumed_after for f in folds if isinstance(f.resumed_after, int)])
-    write_record(paths.out / TRAIN_RECORD, result)
-    log.info("ensemble of %d fold models, %.0f s of training in all", len(folds), seconds)
-    return result
 
 
 def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Path, resume: dict | None,

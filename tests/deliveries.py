@@ -144,7 +144,7 @@ def quick_run_params(project: Path) -> None:
     import yaml
 
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["train"]["iterations"] = 20
+    raw["train"].update({"iterations": 20, "fold_iterations": 20})
     raw["evaluate"]["gate"].update({"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0,
                                     "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0,
                                     "max_contrast_over_identity": 100.0, "max_blown_highlights": 1.0,

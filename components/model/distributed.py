@@ -67,6 +67,15 @@ def init_distributed(device: str) -> Ranks:
     return ranks
 
 
+def from_main(value: bool, ranks: Ranks) -> bool:
+    """The main rank's ``value`` on every rank (a decision only the main rank can make)."""
+    if not ranks.distributed:
+        return value
+    flag = [value]
+    torch.distributed.broadcast_object_list(flag, src=0)
+    return bool(flag[0])
+
+
 def shutdown() -> None:
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -34,6 +34,31 @@ def save_ensemble(path: Path, member_paths: list[Path]) -> None:
                 "view": first["view"]}, path)
 
 
+RESIDUAL = "body.ending."  # CurvesNAFNet's last layer: zero, and the model is its preset alone
+
+
+def switch_off_residual(path: Path) -> None:
+    """Zero the last layer of the ``CurvesNAFNet`` (or each ensemble member) saved at ``path``:
+    the model is then exactly its preset, as an untrained one starts."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for params in ckpt.get("members") or [ckpt["params"]]:
+        if not any(k.startswith("curves.") for k in params):
+            raise ValueError(f"{path} is not a network over a preset (train.tone_prior): "
+                             "it has no residual to switch off")
+        for key in params:
+            if key.startswith(RESIDUAL):
+                params[key] = torch.zeros_like(params[key])
+    torch.save(ckpt, path)
+
+
+def is_preset_only(path: Path) -> bool:
+    """Whether the checkpoint at ``path`` is a preset with its network switched off."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    residuals = [v for params in ckpt.get("members") or [ckpt["params"]]
+                 for k, v in params.items() if k.startswith(RESIDUAL)]
+    return bool(residuals) and all(not v.any() for v in residuals)
+
+
 def checkpoint_view(path: Path) -> CheckpointView:
     """The mode (and working size) the weights were trained for."""
     from pydantic import ValidationError

@@ -50,6 +50,16 @@ def test_gate_reasons_name_each_failed_check():
     assert apply_gate(good, gate) == []
 
 
+def test_the_preset_alone_is_not_asked_to_beat_itself_and_every_other_check_holds():
+    """A version with no network (the fold models lost to their presets) is its preset: it scores
+    a hair under the numpy preset through the transfer, which is no reason to refuse it."""
+    gate = GateConfig(min_psnr=25, min_psnr_gain_over_baseline=0.0)
+    preset = {"psnr": 26.0, "ssim": 0.9, "identity_psnr": 20.0, "baseline_psnr": 26.03, "ciede2000_mean": 4.0}
+    assert apply_gate({**preset, "networks": 0}, gate) == []
+    assert "baseline preset" in apply_gate({**preset, "networks": 1}, gate)[0]
+    assert apply_gate({**preset, "networks": 0, "psnr": 24.0}, gate)[0].startswith("PSNR 24.00 dB < floor 25")
+
+
 def test_tone_curves_undo_a_global_edit_but_not_a_local_one():
     rng = np.random.default_rng(0)
     gt = rng.random((64, 64, 3)).astype(np.float32)

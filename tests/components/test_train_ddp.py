@@ -36,6 +36,31 @@ def test_two_gloo_ranks_train_one_model_and_agree(pair_folder, params, tmp_path,
     assert [m.step for m in MlflowClient().get_metric_history(run["run_id"], "train/l_pix")] == [2, 4, 6]
 
 
+@pytest.mark.slow
+def test_two_ranks_agree_on_what_a_small_set_ships(pair_folder, params, tmp_path, mlflow_store):
+    """Only rank 0 scores the fold models against their presets; every rank must act on its
+    verdict (train one more model together, or stop), or DDP would hang."""
+    from components.registry.tracking import state_dir
+
+    run_lmdb(params.lmdb.model_copy(update={"cross_validate_below": 60, "folds": 2}),
+             lmdb_paths(pair_folder, tmp_path / "lmdb"))
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())  # the cpu profile: a network over the preset
+    raw["inference"]["working_size"] = 64
+    raw["train"].update({"iterations": 4, "fold_iterations": 4, "batch_size": 2, "patch_size": 32, "device": "cpu",
+                         "val_every": 0, "checkpoint_every": 0,
+                         "arch": {"width": 8, "enc_blk_nums": [1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1]}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "-m", "components.train",
+         "--params", str(tmp_path / "params.yaml"), "--lmdb", str(tmp_path / "lmdb"), "--out", str(tmp_path / "train")],
+        cwd=REPO, env=tool_env(BRIGHTHOUSE_HOME=str(state_dir())), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((tmp_path / "train" / "run.json").read_text())
+    check = run["network_vs_preset"]
+    assert check["pairs"] == 12 and run["world_size"] == 2
+    assert run["ships"] == ("network" if check["network_psnr"] > check["preset_psnr"] else "preset")
+
+
 RANK_SCRIPT = """
 import sys, time
 from pathlib import Path

@@ -46,9 +46,8 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
 
     metrics = json.loads((project_copy / "artifacts/evaluate/metrics.json").read_text())
     assert metrics["gate_passed"] and metrics["psnr"] > metrics["identity_psnr"] + 2
-    # TLC's effect is measured on every model: the other pooling scored on the same split
-    assert metrics["pooling"] == "global" and abs(metrics["tlc_gain_db"]) < 5
-    assert metrics["tlc_gain_db"] == pytest.approx(metrics["tlc_pooling_psnr"] - metrics["psnr"])
+    # TLC's effect is measured on every model: the other pooling, on evaluate.variant_pairs pairs
+    assert metrics["pooling"] == "global" and abs(metrics["tlc_gain_db"]) < 5 and metrics["variant_pairs"] == 8
     # the FP16 export's quality loss is measured, and decides whether it ships with the version
     assert isinstance(metrics["fp16_loss_db"], float) and metrics["fp16_ok"] == (metrics["fp16_loss_db"] <= 0.05)
     client = registry(project_copy)
@@ -73,13 +72,21 @@ def test_repro_registers_a_gated_model_then_is_up_to_date_and_gates_hold(project
     assert set(metrics["baseline"].split("/")) <= {"curves", "histogram", "blend", "grey_blend"}
     # the version records what it trained on: a later gate compares it on other pairs only
     splits = json.loads((project_copy / "artifacts/lmdb/splits.json").read_text())
-    assert metrics["validation"] == "hash" and metrics["images"] == len(splits["val"]) == 4
+    # a small set cross-validates: every pair trains, and is scored by the fold model that did not see it
+    assert sorted(splits["train"]) == sorted(splits["val"]) and len(splits["train"]) == 14
+    assert metrics["validation"] == "cross_validation" and metrics["images"] == 14 and len(metrics["folds"]) == 3
     from components.registry.model_store import fetch
     monkeypatch.setenv("BRIGHTHOUSE_HOME", str(project_copy / ".brighthouse"))  # the project's own store
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     ref = fetch("brighthouse", "champion", "1", cache_root=tmp_path / "cache")
-    assert ref.metadata.networks == 1 and sorted(ref.metadata.train_pairs) == sorted(splits["train"])
-    assert mv.tags["validation"] == "held-out val split of 4 pairs"
+    assert sorted(ref.metadata.train_pairs) == sorted(splits["train"])
+    assert mv.tags["validation"].startswith("3-fold cross-validation over 14 pairs")
+    # the fold models against their presets, on the pairs they did not see, decided what ships
+    run = json.loads((project_copy / "artifacts/train/run.json").read_text())
+    check = run["network_vs_preset"]
+    network_won = check["pairs"] == 14 and check["network_psnr"] > check["preset_psnr"]
+    assert (run["ships"], ref.metadata.networks) == (("network", 1) if network_won else ("preset", 0))
+    assert ("ships" in mv.tags) == (not network_won)
 
     again = dvc(project_copy, "repro")
     assert again.returncode == 0 and "Data and pipelines are up to date" in again.stdout

@@ -28,11 +28,11 @@ from PIL import Image
 
 from stack.services import stop
 from stack.settings import StackSettings, secret_values
+from tests.conftest import free_port
 from tests.deliveries import build_delivery, quick_run_params
 from tests.serving.conftest import wait_ready
 from tests.serving.test_serve_install import serve_venv
 from tests.stack.conftest import AirflowApi, service_logs
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 PHOTO = io.BytesIO()
@@ -150,7 +150,7 @@ def resumable_training(project: Path) -> None:
     import yaml
 
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["train"].update({"iterations": 40, "checkpoint_every": 10})
+    raw["train"].update({"iterations": 40, "fold_iterations": 40, "checkpoint_every": 10})  # a fold model is killed
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
