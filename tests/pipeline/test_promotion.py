@@ -64,7 +64,6 @@ def register_first_version(project) -> None:
     """The demo's recipe (one global_view network over the preset), briefly trained: this test
     is about promotion; test_dvc_repro trains the demo's model in full and holds its gates."""
     quick_run_params(project)
-    set_param(project, "lmdb", ("cross_validate_below",), 0)  # a single network, on a val split
     first = dvc(project, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 

@@ -150,7 +150,7 @@ def resumable_training(project: Path) -> None:
     import yaml
 
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["train"].update({"iterations": 40, "fold_iterations": 40, "checkpoint_every": 10})  # a fold model is killed
+    raw["train"].update({"iterations": 40, "checkpoint_every": 10})
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
