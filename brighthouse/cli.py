@@ -208,7 +208,7 @@ def models(params: Path = PARAMS) -> None:
     except MlflowException as exc:
         typer.echo(f"no registered model '{name}' yet: run `dvc repro` first", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"{'version':>7}  {'aliases':<22} {'gate':<7} {'PSNR':>8} {'SSIM':>7}  data")
+    typer.echo(f"{'version':>7}  {'aliases':<22} {'gate':<7} {'PSNR':>8} {'SSIM':>7}  {'data':<12}  started from")
     for r in rows:
         typer.echo(f"{r['version']:>7}  {','.join(r['aliases']) or '-':<22} {r['gate']:<7} "
-                   f"{r['val_psnr']:>8} {r['val_ssim']:>7}  {r['data_version'][:12]}")
+                   f"{r['val_psnr']:>8} {r['val_ssim']:>7}  {r['data_version'][:12]:<12}  {r['started_from']}")

@@ -76,9 +76,23 @@ class InferenceSpec(_Section):
         return self.working_size if self.mode == "global_view" else self.tiling.tile
 
 
+class RegistryConfig(_Section):  # the registered model and its aliases: one home, handed to its users
+    model_name: str = "brighthouse"
+    champion_alias: str = "champion"      # moved by people to promote; serving follows it; the gate compares with it
+    challenger_alias: str = "challenger"  # given to every newly registered version
+
+
+class WarmStartConfig(_Section):  # training from a registered version (train.start_from; components/warm_start.py)
+    iterations_share: float = Field(0.25, gt=0, le=1)  # of the profile's iterations, on a cosine schedule of its own
+    lr_share: float = Field(0.5, gt=0, le=1)           # of the profile's learning rate
+    for_deliveries: bool = False   # the retrain DAG fine-tunes the champion (false: every delivery from scratch)
+    full_every: int = Field(4, ge=1)  # the DAG: every this-many-th training in a line is from scratch (1: always)
+
+
 class TrainConfig(_Section):
     arch: ArchConfig = ArchConfig()
     inference: InferenceSpec                         # params.yaml's one spec (the mode this model learns)
+    registry: RegistryConfig = RegistryConfig()      # where ``start_from`` is looked up
     for_mode: Mode | None = None                     # a profile's recipe suits this inference mode only
     tone_prior: bool = False                         # NAFNet on top of tone curves fitted on the train pairs
     min_crop: float = Field(0.7, gt=0, le=1)         # global_view: smallest crop side (fraction) of a photo
@@ -107,12 +121,13 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     nproc_per_node: int = Field(1, gt=0)             # DDP processes (GPUs) via torchrun; see dvc.yaml
     pretrained: str = ""                             # checkpoint to start from, e.g. NAFNet-SIDD-width32.pth
+    start_from: str = ""                             # a registered version to fine-tune; "" = from scratch
+    warm_start: WarmStartConfig = WarmStartConfig()
     checkpoint_every: int = Field(0, ge=0)           # iterations between resumable states; 0 = none
     val_every: int = Field(0, ge=0)                  # iterations between validation + sample triptychs
     val_images: int = Field(2, gt=0)                 # val images scored at full resolution, as served
     experiment: str = "brighthouse"
-    # Named sets of values (tiny: CPU/CI; GPU classes) under the section's own keys, which win:
-    # `dvc exp run -S train.profile=h100` switches profile, `-S train.iterations=50` tweaks it.
+    # Named sets of values under the section's own keys, which win (`dvc exp run -S train.profile=h100`)
     profile: str | None = None
     profiles: dict[str, dict] = {}
 
@@ -155,17 +170,7 @@ class GateConfig(_Section):
     max_cast_over_baseline: float = Field(0.5, ge=0)  # CIELAB units of cast on near-white surfaces beyond the preset's
 
 
-class RegistryConfig(_Section):
-    """The registered model and its aliases. Their one home is params.yaml's ``registry``
-    section; ``Params`` hands it to the sections that use it (evaluate, register, serve), and
-    the CLI and DAGs read it from there."""
-    model_name: str = "brighthouse"
-    champion_alias: str = "champion"      # moved by people to promote; serving follows it; the gate compares with it
-    challenger_alias: str = "challenger"  # given to every newly registered version
-
-
-class ReviewConfig(_Section):
-    """The challenger-vs-champion review page (``components/evaluation/review.py``)."""
+class ReviewConfig(_Section):  # the challenger-vs-champion review page (components/evaluation/review.py)
     photos: int = Field(12, ge=0)          # val photos shown in full, those the new model changed most
     preview_side: int = Field(1024, ge=64)  # px, long side of the page's images
     crop_side: int = Field(512, ge=32)      # px, full-resolution crop where the two versions differ most
@@ -214,7 +219,7 @@ class ServeConfig(_Section):
 
 
 # section -> the sections it is handed to
-SHARED_SECTIONS = {"registry": ("evaluate", "register", "serve"), "inference": ("train", "export", "evaluate")}
+SHARED_SECTIONS = {"registry": ("train", "evaluate", "register", "serve"), "inference": ("train", "export", "evaluate")}
 
 
 class Params(_Section):

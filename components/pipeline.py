@@ -59,3 +59,27 @@ def gate_refusal(since: float) -> dict | None:
         return None
     return {"outcome": "rejected, not registered", "gate_reasons": verdict.gate_reasons,
             "report": str(metrics.parent / "report.html")}
+
+
+def set_param(params_path: Path, dotted: str, value: object) -> bool:
+    """Set one key of params.yaml (``section.key``), keeping its comments and layout, as
+    ``dvc exp run -S`` does; whether it changed. The DAG's choices go where DVC tracks them."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip: comments and key order survive
+    yaml.width, yaml.preserve_quotes = 4096, True
+    doc = yaml.load(params_path.read_text(encoding="utf-8"))
+    *parents, key = dotted.split(".")
+    node = doc
+    for part in parents:
+        node = node[part]
+    if key not in node:
+        raise KeyError(f"{params_path}: no key {dotted} to set")
+    if node[key] == value:
+        return False
+    node[key] = value
+    tmp = params_path.with_suffix(".yaml.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        yaml.dump(doc, fh)
+    tmp.replace(params_path)
+    return True

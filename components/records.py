@@ -75,6 +75,23 @@ class TrainRecord(Record):
     ships: Literal["network", "ensemble", "preset"] = "network"
 
 
+START_RECORD = "start.json"  # beside the weights; tracked by DVC (register reads it)
+
+
+class StartRecord(Record):
+    """``artifacts/train/start.json``: what training started from (``components/warm_start.py``).
+    Read by register, which records the parent in the version's lineage."""
+    WRITER: ClassVar[str] = "train"
+    schema_version: Literal[1] = 1
+    version: str | None             # the registered version fine-tuned; None: from scratch
+    reason: str                     # why warm, or why not
+    weights_md5: str | None = None  # of the version's checkpoint, as its training run logged it
+    fine_tunes: int = 0             # fine-tunes since the line last trained from scratch
+    inherited_pairs: list[str] = []  # the pairs the starting weights already learned from
+    iterations: int                 # what this training ran
+    lr: float
+
+
 EXPORT_RECORD = "export.json"  # in export's output folder
 
 
@@ -178,6 +195,8 @@ class VersionMetadata(Record):
     # a later gate scores this version only on pairs it did not train on; None: registered before
     # versions recorded them (the gate then compares it on a hash split's val pairs only)
     train_pairs: list[str] | None
+    started_from: str | None = None  # the version fine-tuned into this one (None: trained from scratch)
+    fine_tunes: int = 0              # fine-tunes since the line last trained from scratch
 
     @model_validator(mode="before")
     @classmethod

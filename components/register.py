@@ -33,13 +33,15 @@ from components.inference.tensorrt_engine import build_engine, tensorrt_runner, 
 from components.records import (
     EVALUATION_RECORD,
     EXPORT_RECORD,
+    START_RECORD,
     EvaluationRecord,
     ExportRecord,
+    StartRecord,
     VersionMetadata,
     read_record,
     write_json,
 )
-from components.registry.lineage import lineage_tags
+from components.registry.lineage import lineage_tags, version_tags
 from components.registry.tracking import RegistryUnavailable, file_md5, registry_calls, training_run, use_tracking
 from components.registry.tracking import client as tracking_client
 from components.stage import run_stage
@@ -54,20 +56,6 @@ class RegisterPaths:
     export: Path
     out: Path
     lmdb: Path  # its val split scores a TensorRT engine before it may ship
-
-
-def version_tags(metrics: EvaluationRecord, run_id: str, lineage: dict[str, str]) -> dict[str, str]:
-    tags = {**lineage, "run_id": run_id, "gate": "passed" if metrics.gate_passed else "failed"}
-    tags.update({"val_psnr": f"{metrics.psnr:.4f}", "val_ssim": f"{metrics.ssim:.4f}",
-                 "val_identity_psnr": f"{metrics.identity_psnr:.4f}"})
-    folds = metrics.folds
-    tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics.images} pairs: every pair trained "
-                          f"{len(folds) - 1} of the {len(folds)} fold models and was scored by the other"
-                          if folds else f"held-out val split of {metrics.images} pairs")
-    if (metrics.model_extra or {}).get("networks") == 0:
-        tags["ships"] = ("the preset fitted on every pair, no network: networks trained on these pairs did not beat "
-                         "their presets on the pairs they did not see (the training run's brighthouse.ships tag)")
-    return tags
 
 
 def log_and_register(onnx_path: Path, run_id: str, name: str, metadata: dict,
@@ -147,12 +135,13 @@ def register_new_version(cfg: RegisterConfig, paths: RegisterPaths, metrics: Eva
         split = read_splits(paths.lmdb / SPLITS_FILE)
     except (FileNotFoundError, ValueError) as exc:
         raise StageFailed(str(exc)) from exc
-    spec = metrics.inference
-    # train_pairs: a later gate compares this version only on pairs it did not train on
+    spec, start = metrics.inference, read_record(StartRecord, paths.train / START_RECORD)
+    # train_pairs: a later gate compares this version only on pairs it (or a version it was fine-tuned from) trained on
     metadata = VersionMetadata(inference=spec, input="float32 NCHW RGB in [0,1]", pooling=export.pooling,
                                tlc_window=export.tlc_window, fp16=bool(metrics.fp16_ok),
-                               fp16_loss_db=metrics.fp16_loss_db, validation=split.scheme,
-                               networks=export.networks, train_pairs=split.train).model_dump(mode="json")
+                               fp16_loss_db=metrics.fp16_loss_db, validation=split.scheme, networks=export.networks,
+                               train_pairs=sorted(set(split.train) | set(start.inherited_pairs)),
+                               started_from=start.version, fine_tunes=start.fine_tunes).model_dump(mode="json")
     onnx_path = paths.export / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         profile = {"tile": spec.largest_input, "batch": spec.tiling.batch}
@@ -236,7 +225,8 @@ def _register(cfg: RegisterConfig, paths: RegisterPaths, metrics: EvaluationReco
     lineage, stages = lineage_tags(Path.cwd())
     write_json(paths.out / "lineage" / "stages.json", stages)
     client.log_artifact(run_id, str(paths.out / "lineage" / "stages.json"), "lineage")
-    for key, value in version_tags(metrics, run_id, lineage).items():
+    start = read_record(StartRecord, paths.train / START_RECORD)
+    for key, value in version_tags(metrics, run_id, lineage, start).items():
         client.set_model_version_tag(reg.model_name, version, key, value)
     aliases = [reg.challenger_alias]
     if cfg.first_is_champion and reg.champion_alias not in client.get_registered_model(reg.model_name).aliases:

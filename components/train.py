@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import small_set
+from components import small_set, warm_start
 from components.config import TrainConfig
 from components.data.lmdb_read import lmdb_shapes
 from components.data.photo_crops import check_patch_fits
@@ -112,9 +112,10 @@ def run_train(cfg: TrainConfig, paths: TrainPaths) -> TrainRecord | None:
         if ranks.is_main:  # always there (dvc.yaml tracks it), empty for a model trained on a val split
             shutil.rmtree(paths.out / FOLDS_DIR, ignore_errors=True)
             (paths.out / FOLDS_DIR).mkdir(parents=True)
+        cfg, start_weights = warm_start.starting_point(cfg, paths.lmdb, paths.out, ranks)
         if not folds:
-            return train_model(cfg, paths, device, ranks)
-        return train_small_set(cfg, paths, folds, device, ranks)
+            return train_model(cfg, paths, device, ranks, start_weights=start_weights)
+        return train_small_set(cfg, paths, folds, device, ranks)  # never warm: its folds are scored
     finally:
         shutdown()
 
@@ -157,10 +158,14 @@ def train_folds(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], device: 
 
 
 def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
-                tags: dict | None = None) -> TrainRecord | None:
-    """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``)."""
+                tags: dict | None = None, start_weights: Path | None = None) -> TrainRecord | None:
+    """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``);
+    from ``start_weights`` (a warm start) rather than scratch, where given."""
     preset = fitted_preset(paths.lmdb)
-    opt = basicsr_options.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset))
+    opt = basicsr_options.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset),
+                                        start_weights)
+    if start_weights is not None:
+        tags = {**(tags or {}), "brighthouse.started_from": cfg.start_from}
     state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
     resume = load_state(state_path)
     if not ranks.is_main:

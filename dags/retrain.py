@@ -1,4 +1,4 @@
-"""Retrain when editors deliver pairs: ingest -> version -> the DVC stages -> summary.
+"""Retrain when editors deliver pairs: ingest -> version -> choose_start -> the DVC stages -> summary.
 
 Event-driven through an Airflow 3 asset watcher: ``FileDeleteTrigger`` on ``INBOX/READY``
 fires once the marker exists and deletes it, so every delivery's marker starts one run. A
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.providers.standard.triggers.file import FileDeleteTrigger
-from airflow.sdk import Asset, AssetWatcher, chain, dag, task
+from airflow.sdk import Asset, AssetWatcher, Param, chain, dag, task
 
 STAGES = ("validate", "lmdb", "train", "export", "evaluate", "register")
 READY = "READY"            # = components.data.deliveries.READY (not imported: parse stays light)
@@ -88,6 +88,24 @@ def version() -> str:
     return version_data(Path("data"), enter_project(), state_dir())
 
 
+@task(**BACKOFF)
+def choose_start() -> str:
+    """Which version this delivery's training starts from (``train.start_from`` in params.yaml,
+    where DVC tracks it): the champion, fine-tuned, unless the run's ``full_retrain`` param asks
+    for a full retrain or the line is due one (``train.warm_start``)."""
+    from airflow.sdk import get_current_context
+
+    from components.pipeline import enter_project, set_param
+    from components.warm_start import choose_start as choose
+
+    params = enter_project() / "params.yaml"
+    choice = choose(params, bool(get_current_context()["params"].get("full_retrain")))
+    set_param(params, "train.start_from", choice.start_from)
+    log.info("training starts from %s: %s", f"version {choice.start_from}" if choice.start_from else "scratch",
+             choice.reason)
+    return choice.start_from
+
+
 def stage(name: str) -> dict:
     from components.pipeline import repro
 
@@ -137,7 +155,7 @@ def summary(registered: dict | None) -> dict:
 
         if is_git_checkout(project):
             message = f"retrain: {registered['model_name']} version {registered['version']}"
-            result["commit"] = commit_to_branch(project, branch, ["data.dvc", "dvc.lock"], message)
+            result["commit"] = commit_to_branch(project, branch, ["data.dvc", "dvc.lock", "params.yaml"], message)
     log.info("retrain summary: %s", result)
     return result
 
@@ -148,6 +166,8 @@ def summary(registered: dict | None) -> dict:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    params={"full_retrain": Param(False, type="boolean",
+                                  description="train from scratch instead of fine-tuning the champion")},
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": report_failure},
     tags=["brighthouse"],
 )
@@ -155,7 +175,7 @@ def retrain() -> None:
     extra = {"train": {"pool": TRAIN_POOL, "queue": TRAIN_QUEUE, **TRAIN_RETRIES}, "register": BACKOFF}
     stages = [evaluate() if name == "evaluate" else task(task_id=name, **extra.get(name, {}))(stage)(name)
               for name in STAGES]
-    chain(ingest(), version(), *stages)
+    chain(ingest(), version(), choose_start(), *stages)
     summary(stages[-1])  # type: ignore[arg-type]  # TaskFlow hands it the upstream's XCom at run time
 
 

@@ -162,7 +162,15 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     import mlflow
 
     from components.model.presets import Preset
-    from components.records import EXPORT_RECORD, TRAIN_RECORD, ExportRecord, TrainRecord, write_record
+    from components.records import (
+        EXPORT_RECORD,
+        START_RECORD,
+        TRAIN_RECORD,
+        ExportRecord,
+        StartRecord,
+        TrainRecord,
+        write_record,
+    )
     from components.registry.tracking import MODEL_MD5_TAG, file_md5, get_or_create_experiment
 
     dirs = {k: root / k for k in ("train", "evaluate", "export", "register", "lmdb")}
@@ -172,6 +180,7 @@ def fake_stage_outputs(root: Path, scale: float, offset: float, gate_passed: boo
     with mlflow.start_run(experiment_id=get_or_create_experiment("brighthouse")) as run:
         mlflow.set_tag(MODEL_MD5_TAG, file_md5(dirs["train"] / "model.pth"))
     write_record(dirs["train"] / TRAIN_RECORD, TrainRecord(run_id=run.info.run_id))
+    write_record(dirs["train"] / START_RECORD, StartRecord(version=None, reason="a test's", iterations=1, lr=1e-3))
     identity = [[i / 255 for i in range(256)]] * 3  # the baseline preset: input as output
     (dirs["train"] / "preset.json").write_text(Preset(kind="curves", curves=identity, target_quantiles=[
         [i / 64 for i in range(65)]] * 3).model_dump_json())

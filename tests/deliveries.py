@@ -148,6 +148,11 @@ def quick_run_params(project: Path) -> None:
     # one model on a val split: these tests are about the plumbing; test_dvc_repro and test_small_set
     # run the small sets' default, cross-validation (3 more models to train, export and score)
     raw["lmdb"]["cross_validate_below"] = 0
+    # and the gate's side measurements kept small: the other pooling and FP16 are measured in
+    # test_dvc_repro and test_evaluate, the review page needs a photo or two
+    raw["evaluate"].update({"compare_pooling": False, "variant_pairs": 2})
+    raw["evaluate"]["review"]["photos"] = 2
+    raw["export"]["fp16"] = False
     raw["evaluate"]["gate"].update({"min_psnr": 0.0, "min_ssim": 0.0, "min_psnr_gain_over_identity": -100.0,
                                     "min_psnr_gain_over_baseline": -100.0, "max_ciede2000_mean": 100.0,
                                     "max_contrast_over_identity": 100.0, "max_blown_highlights": 1.0,

@@ -24,7 +24,7 @@ document.querySelectorAll('input.slider').forEach(function (s) {
   s.addEventListener('input', show); show();
 });
 """
-LINEAGE = ("data_version", "git_commit", "code_modified", "run_id", "stage_train", "stage_evaluate", "gate", "val_psnr",
+LINEAGE = ("started_from", "data_version", "git_commit", "code_modified", "run_id", "stage_train", "stage_evaluate", "gate", "val_psnr",
            "val_ssim")
 
 

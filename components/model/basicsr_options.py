@@ -43,10 +43,11 @@ def _network(cfg: TrainConfig, prior: dict | None) -> dict:
 
 
 def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, ranks: Ranks = ONE_PROCESS,
-                  prior: dict | None = None) -> dict:
+                  prior: dict | None = None, start_weights: Path | None = None) -> dict:
     """BasicSR's option dict, resolved from the typed train config (batch size is per rank).
     ``prior`` (a fitted preset: kind, curves, target quantiles) puts it in front of NAFNet
-    (``CurvesNAFNet``)."""
+    (``CurvesNAFNet``); ``start_weights`` (a warm start's, without a preset) are loaded into the
+    network and its EMA copy before the first step, in place of ``train.pretrained``."""
     tiled = cfg.inference.mode == "tiled"
     train_ds = _photo_crop_dataset(cfg, lmdb_dir) if tiled else _whole_photo_dataset(cfg, lmdb_dir)
     return {
@@ -57,8 +58,10 @@ def build_options(cfg: TrainConfig, lmdb_dir: Path, out_dir: Path, device: str, 
         "datasets": {"train": train_ds},
         "network_g": _network(cfg, prior),
         # strict=False: a pretrained checkpoint (e.g. NAFNet-SIDD) whose heads differ still loads;
-        # BasicSR skips and logs the tensors whose shapes do not match
-        "path": {"pretrain_network_g": cfg.pretrained or None, "strict_load_g": False, "param_key_g": "params",
+        # BasicSR skips and logs the tensors whose shapes do not match (a warm start's arch is
+        # checked equal first; it lacks only the preset's buffers, which keep the fitted ones)
+        "path": {"pretrain_network_g": str(start_weights) if start_weights else cfg.pretrained or None,
+                 "strict_load_g": False, "param_key_g": "params",
                  "resume_state": None,
                  "experiments_root": str(out_dir), "models": str(out_dir),
                  "training_states": str(out_dir / "training_states"), "log": str(out_dir)},

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from components.data.data_version import data_version
+from components.records import EvaluationRecord, StartRecord
 
 UPSTREAM = ("validate", "lmdb", "train", "export", "evaluate")  # the stages a registered model came from
 DVC_OWN = (":(exclude)dvc.lock", ":(exclude)*.dvc", ":(exclude)params.yaml")
@@ -64,3 +65,21 @@ def lineage_tags(repo: Path) -> tuple[dict[str, str], dict[str, dict]]:
     tags = {"git_commit": commit, "code_modified": modified, "data_version": data_version(repo / "data.dvc"),
             **{f"stage_{name}": inputs_digest(entry) for name, entry in stages.items()}}
     return tags, stages
+
+
+def version_tags(metrics: EvaluationRecord, run_id: str, lineage: dict[str, str],
+                 start: StartRecord) -> dict[str, str]:
+    """What a person reads on the version: where it came from, how it scored, how it was held out."""
+    tags = {"started_from": (f"version {start.version} ({start.fine_tunes} fine-tune(s) since a training from "
+                             f"scratch): {start.reason}" if start.version else f"scratch: {start.reason}"),
+            **lineage, "run_id": run_id, "gate": "passed" if metrics.gate_passed else "failed"}
+    tags.update({"val_psnr": f"{metrics.psnr:.4f}", "val_ssim": f"{metrics.ssim:.4f}",
+                 "val_identity_psnr": f"{metrics.identity_psnr:.4f}"})
+    folds = metrics.folds
+    tags["validation"] = (f"{len(folds)}-fold cross-validation over {metrics.images} pairs: every pair trained "
+                          f"{len(folds) - 1} of the {len(folds)} fold models and was scored by the other"
+                          if folds else f"held-out val split of {metrics.images} pairs")
+    if (metrics.model_extra or {}).get("networks") == 0:
+        tags["ships"] = ("the preset fitted on every pair, no network: networks trained on these pairs did not beat "
+                         "their presets on the pairs they did not see (the training run's brighthouse.ships tag)")
+    return tags

@@ -79,6 +79,34 @@ def fetch(name: str, alias: str, version: str, cache_root: Path | None = None) -
     return ref
 
 
+def registered_version(name: str, version: str) -> tuple[VersionMetadata, str]:
+    """A version's recorded metadata and its training run, reading only its MLmodel file:
+    ``NoModelError`` where the registry has no such version."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = tracking_client().get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            raise NoModelError(f"registered model '{name}' has no version {version}") from exc
+        raise RegistryUnavailable(f"model registry unavailable: {_first_line(exc)}") from exc
+    source = tracking_client().get_model_version_download_uri(name, version)
+    with tempfile.TemporaryDirectory(prefix="brighthouse-mlmodel-") as tmp:
+        try:
+            got = mlflow.artifacts.download_artifacts(artifact_uri=f"{source.rstrip('/')}/MLmodel", dst_path=tmp,
+                                                      tracking_uri=store_uri())
+            mlmodel = yaml.safe_load(Path(got).read_text())
+        except Exception as exc:  # whatever is missing or malformed, say it in one line
+            raise ModelUnusable(f"{name} version {version} has no readable MLmodel: {type(exc).__name__}: "
+                                f"{_first_line(exc)}") from exc
+    if not mv.run_id:
+        raise ModelUnusable(f"{name} version {version} has no training run: not registered by brighthouse")
+    return version_metadata(mlmodel, name, version), mv.run_id
+
+
 def version_metadata(mlmodel: dict, name: str, version: str) -> VersionMetadata:
     """The version's recorded metadata; one from an older or foreign writer is refused by name."""
     from pydantic import ValidationError

@@ -54,8 +54,14 @@ def list_versions(model_name: str) -> list[dict]:
     for mv in client.search_model_versions(f"name='{model_name}'"):
         rows.append({"version": str(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
                      "gate": mv.tags.get("gate", "?"), "val_psnr": mv.tags.get("val_psnr", "?"),
-                     "val_ssim": mv.tags.get("val_ssim", "?"), "data_version": mv.tags.get("data_version", "?")})
+                     "val_ssim": mv.tags.get("val_ssim", "?"), "data_version": mv.tags.get("data_version", "?"),
+                     "started_from": _parent(mv.tags.get("started_from", "?"))})
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def _parent(started_from: str) -> str:
+    """``version N`` or ``scratch`` from the version's ``started_from`` tag (lineage.version_tags)."""
+    return "scratch" if started_from.startswith("scratch") else " ".join(started_from.split()[:2])
 
 
 def run_link(experiment_id: str, run_id: str) -> str:

@@ -48,7 +48,7 @@ def test_dags_load_fast_and_wire_the_pipeline(airflow_home, tmp_path):
     assert info["errors"] == {}
     assert info["heavy"] == []  # nothing heavy (not even our own components) imported while parsing
     assert info["parse_s"]["retrain"] < 1 and info["parse_s"]["champion_check"] < 1, info["parse_s"]
-    steps = ["ingest", "version", "validate", "lmdb", "train", "export", "evaluate", "register", "summary"]
+    steps = ["ingest", "version", "choose_start", "validate", "lmdb", "train", "export", "evaluate", "register", "summary"]
     assert info["edges"]["retrain"] == sorted([a, b] for a, b in zip(steps, steps[1:]))
     assert info["edges"]["champion_check"] == [["champion", "lmdb"], ["lmdb", "champion_check"]]
     assert info["max_active_runs"] == [1, 1] and info["callback"]
