@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx_ir as ir
 import torch
 
 from components.config import ExportConfig, InferenceSpec
@@ -41,21 +42,58 @@ class ExportPaths:
     out: Path
 
 
-def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.rand(2, 3, 64, 96)
-    batch, height, width = (torch.export.Dim(n, min=1, max=16384) for n in ("batch", "height", "width"))
-    tmp = path.with_suffix(".tmp.onnx")
-    torch.onnx.export(
-        model, (example,), str(tmp), input_names=["input"], output_names=["output"],
-        opset_version=opset, dynamo=True, external_data=False,
-        dynamic_shapes=({0: batch, 2: height, 3: width},),
+class OnnxExporter:
+    """torch.onnx's exporter, tracing each architecture once per process.
+
+    Tracing and decomposing the graph costs about 25 s a model on CPU. A cross-validated set
+    exports its fold models and the model trained on every pair, all of one architecture: a
+    later model of an architecture already traced gets the traced graph with its own weights
+    (``ONNXProgram.apply_weights``: every initializer of the unoptimised graph is named after
+    its state_dict entry), then the exporter's own optimiser. The graph also depends on what
+    ``repr`` shows (layer sizes, TLC windows, the preset's kind), so that is part of the key; and
+    the export stage still holds every file to its own PyTorch model (``compare``).
+    """
+
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self._traced: dict[tuple, torch.onnx.ONNXProgram] = {}
+
+    @property
+    def traced_architectures(self) -> int:
+        return len(self._traced)
+
+    def export(self, model: torch.nn.Module, path: Path) -> None:
+        state = model.state_dict()
+        key = (repr(model), tuple((k, tuple(v.shape), v.dtype) for k, v in state.items()))
+        if key not in self._traced:
+            self._traced[key] = self._trace(model)
+        traced = self._traced[key]
+        traced.apply_weights({k: v for k, v in state.items() if k in traced.model.graph.initializers})
+        program = torch.onnx.ONNXProgram(ir.serde.deserialize_model(traced.model_proto), None)
         # the exporter's own optimiser gives the members' clamp bounds one name and drops all
         # but one (an invalid graph, onnxscript 0.7); onnxruntime optimises the graph on load anyway
-        optimize=not isinstance(model, Ensemble),
-    )
-    portable_stack_traces(tmp)
-    tmp.replace(path)
+        if not isinstance(model, Ensemble):
+            program.optimize()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.onnx")
+        program.save(str(tmp), external_data=False)
+        portable_stack_traces(tmp)
+        tmp.replace(path)
+
+    def _trace(self, model: torch.nn.Module) -> torch.onnx.ONNXProgram:
+        example = torch.rand(2, 3, 64, 96)
+        batch, height, width = (torch.export.Dim(n, min=1, max=16384) for n in ("batch", "height", "width"))
+        program = torch.onnx.export(
+            model, (example,), input_names=["input"], output_names=["output"], opset_version=self.opset,
+            dynamo=True, dynamic_shapes=({0: batch, 2: height, 3: width},), optimize=False)
+        if program is None:
+            raise StageFailed(f"torch.onnx.export returned no program for {type(model).__name__}")
+        return program
+
+
+def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
+    """One model to ONNX (with dynamic batch, height and width)."""
+    OnnxExporter(opset).export(model, path)
 
 
 def portable_stack_traces(path: Path) -> None:
@@ -118,7 +156,8 @@ def export_fp16(onnx_path: Path, model: torch.nn.Module, inputs: dict[str, np.nd
     return path, compare(model, path, inputs)
 
 
-def export_members(cfg: ExportConfig, paths: ExportPaths, inputs: dict[str, np.ndarray]) -> tuple[list[str], dict]:
+def export_members(cfg: ExportConfig, paths: ExportPaths, inputs: dict[str, np.ndarray],
+                   exporter: OnnxExporter) -> tuple[list[str], dict]:
     """Each fold model of a cross-validated ensemble as its own ONNX (``folds/<i>/model.onnx``):
     the gate scores fold i's model as served on the pairs it did not train on. Their paths
     (relative to the export folder) and differences from PyTorch."""
@@ -128,7 +167,7 @@ def export_members(cfg: ExportConfig, paths: ExportPaths, inputs: dict[str, np.n
         window = tlc_window(member / "model.pth", cfg.tlc_scale)
         model = load_model(member / "model.pth", tlc_window=window if cfg.tlc else 0)
         onnx_path = paths.out / FOLDS_DIR / member.name / "model.onnx"
-        export_onnx(model, onnx_path, cfg.opset)
+        exporter.export(model, onnx_path)
         diffs.update({f"fold{i}_{k}": v for k, v in compare(model, onnx_path, inputs).items()})
         members.append(str(onnx_path.relative_to(paths.out)))
     return members, diffs
@@ -154,10 +193,11 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> ExportRecord:
     window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
     model = load_model(paths.train / "model.pth", tlc_window=window if cfg.tlc else 0)
     onnx_path = paths.out / "model.onnx"
-    export_onnx(model, onnx_path, cfg.opset)
+    exporter = OnnxExporter(cfg.opset)
+    exporter.export(model, onnx_path)
     inputs = check_inputs(paths.lmdb, cfg.check_size)
     diffs = compare(model, onnx_path, inputs)
-    members, member_diffs = export_members(cfg, paths, inputs)
+    members, member_diffs = export_members(cfg, paths, inputs, exporter)
     diffs.update(member_diffs)
     if cfg.inference.mode == "global_view":
         diffs["composite"] = composite_diff(model, onnx_path, paths.lmdb, cfg.inference)

@@ -94,6 +94,9 @@ class CurvesNAFNet(nn.Module):
         if self.body.ending.bias is not None:
             nn.init.zeros_(self.body.ending.bias)
 
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}"  # the kind's branch is baked into an exported graph
+
     def prior(self, x: torch.Tensor) -> torch.Tensor:
         """The preset on the image the network sees (for global_view models, the whole photo)."""
         means = x.mean(dim=(2, 3), keepdim=True)

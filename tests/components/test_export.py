@@ -113,3 +113,37 @@ def test_the_onnx_names_no_absolute_path_so_every_clone_exports_the_same_bytes(e
     traces = [p.value for n in model.graph.node for p in n.metadata_props if p.key == "pkg.torch.onnx.stack_trace"]
     assert traces and any("components/model/nafnet_arch.py" in t for t in traces)  # still says where each node came from
     assert not any(str(PROJECT) in t or sys.prefix in t for t in traces)
+
+
+def active_model(seed: int, preset: dict) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = CurvesNAFNet(preset=preset, **ARCH).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return model
+
+
+def test_a_second_model_of_one_architecture_reuses_the_trace_and_gets_its_own_weights(tmp_path):
+    """A cross-validated set's fold models share an architecture: the exporter traces it once,
+    and each file is what a fresh export of its own model gives, byte for byte. Another preset
+    kind (a branch baked into the graph) is traced anew."""
+    import time
+
+    from components.export import OnnxExporter
+
+    exporter = OnnxExporter(opset=18)
+    first, second = active_model(0, BLEND), active_model(1, BLEND)
+    curves = active_model(2, {**BLEND, "kind": "curves"})
+    x = {"x": np.random.default_rng(3).random((2, 3, 45, 70), dtype=np.float32)}
+    exporter.export(first, tmp_path / "first.onnx")
+    start = time.monotonic()
+    exporter.export(second, tmp_path / "second.onnx")
+    reused = time.monotonic() - start
+    exporter.export(curves, tmp_path / "curves.onnx")
+    export_onnx(second, tmp_path / "fresh.onnx", opset=18)
+    assert (tmp_path / "second.onnx").read_bytes() == (tmp_path / "fresh.onnx").read_bytes()
+    assert compare(second, tmp_path / "second.onnx", x)["x"] < 1e-4
+    assert compare(first, tmp_path / "second.onnx", x)["x"] > 1e-2  # not the first model's weights
+    assert compare(curves, tmp_path / "curves.onnx", x)["x"] < 1e-4
+    assert exporter.traced_architectures == 2
+    print(f"a reused trace exported in {reused:.1f} s")

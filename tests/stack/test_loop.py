@@ -125,6 +125,7 @@ def test_a_delivery_retrains_on_celery_through_a_killed_worker_registers_once_an
     assert not (stack.project / ".brighthouse" / "mlflow.db").exists()
     assert not (stack.project / ".brighthouse" / "mlartifacts").exists()
     assert "in sync" in stack.run("dvc", "status", "--cloud").stdout  # data and outputs pushed
+    warm_start_reads_the_version_through_the_server(stack)
 
     venv = serve_venv(tmp_path / "serve-install")
     box = tmp_path / "serving-box"
@@ -143,6 +144,19 @@ def test_a_delivery_retrains_on_celery_through_a_killed_worker_registers_once_an
     assert not [s for s in secrets for m in models if s in m], "a credential is in /v1/model"
     assert not [s for s in secrets if s in mlflow_metadata(stack)], "a credential is in MLflow params or tags"
     reproduce_in_a_second_clone(stack, tmp_path / "clone")
+
+
+def warm_start_reads_the_version_through_the_server(stack) -> None:
+    """A delivery's fine-tune of version 1 (``train.start_from``) reads its record and its EMA
+    weights from the MLflow server, the artifacts from the bucket, and checks their md5."""
+    done = stack.run("python", "-c", (
+        "from pathlib import Path\nfrom components.config import load_params\n"
+        "from components.data.splits import SPLITS_FILE, read_splits\n"
+        "from components.warm_start import resolve_start, weights_path\n"
+        "cfg = load_params('params.yaml').train.model_copy(update={'start_from': '1'})\n"
+        "start = resolve_start(cfg, read_splits(Path('artifacts/lmdb') / SPLITS_FILE))\n"
+        "print(start.version, start.fine_tunes, weights_path(cfg).is_file(), start.reason)"))
+    assert done.stdout.splitlines()[-1].startswith("1 1 True its weights (run "), done.stdout + done.stderr
 
 
 def resumable_training(project: Path) -> None:
