@@ -1,5 +1,6 @@
 """Seconds per training step of a profile's network, with LayerNorm2d as PyTorch's fused
-layer_norm (the project's) or as elementwise maths (before), in NCHW or channels-last layout.
+layer_norm (the project's) or as elementwise maths (before), in NCHW or channels-last layout,
+and with BF16 autocast (``train.precision``; fused, channels-last) or FP32.
 
     .venv/bin/python bench/train_step_speed.py --profile cpu
 
@@ -28,7 +29,7 @@ def elementwise_layer_norm(self, x: torch.Tensor) -> torch.Tensor:
     return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-def step_seconds(arch: dict, batch: int, patch: int, channels_last: bool, steps: int) -> float:
+def step_seconds(arch: dict, batch: int, patch: int, channels_last: bool, steps: int, bf16: bool = False) -> float:
     from components.model.nafnet_arch import NAFNet
 
     torch.manual_seed(0)
@@ -45,7 +46,9 @@ def step_seconds(arch: dict, batch: int, patch: int, channels_last: bool, steps:
         if i == 2:  # two warm-up steps
             start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        (model(x) - y).abs().mean().backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as components/model/basicsr_adapter.py
+            out = model(x)
+        (out.float() - y).abs().mean().backward()
         opt.step()
     return (time.perf_counter() - start) / steps
 
@@ -60,17 +63,20 @@ def main() -> None:
     args = ap.parse_args()
     profile = yaml.safe_load((REPO / "params.yaml").read_text())["train"]["profiles"][args.profile]
     fused = nafnet_arch.LayerNorm2d.forward
-    variants = {(ln, cl): [] for ln in ("elementwise", "fused") for cl in (False, True)}
+    variants: dict[tuple[str, bool, str], list[float]] = {
+        (ln, cl, "fp32"): [] for ln in ("elementwise", "fused") for cl in (False, True)}
+    variants[("fused", True, "bf16")] = []
     for _ in range(args.rounds):
-        for (ln, cl), times in variants.items():
+        for (ln, cl, precision), times in variants.items():
             nafnet_arch.LayerNorm2d.forward = fused if ln == "fused" else elementwise_layer_norm
-            times.append(step_seconds(profile["arch"], profile["batch_size"], profile["patch_size"], cl, args.steps))
+            times.append(step_seconds(profile["arch"], profile["batch_size"], profile["patch_size"], cl, args.steps,
+                                      bf16=precision == "bf16"))
     nafnet_arch.LayerNorm2d.forward = fused
-    base = min(variants[("elementwise", False)])
+    base = min(variants[("elementwise", False, "fp32")])
     print(f"profile {args.profile}: batch {profile['batch_size']} x {profile['patch_size']} px, "
           f"{torch.get_num_threads()} threads; best of {args.rounds} rounds of {args.steps} steps")
-    for (ln, cl), times in variants.items():
-        print(f"  LayerNorm2d {ln:11s} {'channels-last' if cl else 'NCHW':13s} {min(times):.3f} s/step  "
+    for (ln, cl, precision), times in variants.items():
+        print(f"  LayerNorm2d {ln:11s} {'channels-last' if cl else 'NCHW':13s} {precision} {min(times):.3f} s/step  "
               f"{base / min(times):.2f}x")
 
 

@@ -116,7 +116,7 @@ class TrainConfig(_Section):
     colour_weight: float = Field(0.0, ge=0)          # ChromaLoss weight (components/model/losses.py)
     look_weight: float = Field(0.0, ge=0)            # LookLoss weight: luminance/chroma distributions
     perceptual_weight: float = Field(0.0, ge=0)      # VGG19 perceptual loss; needs its weights cached
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA and BF16 CPUs, else fp32
     channels_last: bool = True                       # NHWC: tensor cores on CUDA; 1.3x on CPU with LayerNorm2d
     device: Literal["auto", "cpu", "cuda"] = "auto"
     nproc_per_node: int = Field(1, gt=0)             # DDP processes (GPUs) via torchrun; see dvc.yaml
