@@ -95,14 +95,14 @@ class TrainConfig(_Section):
     registry: RegistryConfig = RegistryConfig()      # where ``start_from`` is looked up
     for_mode: Mode | None = None                     # a profile's recipe suits this inference mode only
     tone_prior: bool = False                         # NAFNet on top of tone curves fitted on the train pairs
+    out_of_sample_prior: bool = False                # global_view: each pair over the preset fitted without it
     min_crop: float = Field(0.7, gt=0, le=1)         # global_view: smallest crop side (fraction) of a photo
     exposure_stops: float = Field(0.0, ge=0)         # global_view: input exposure jitter, +- stops
     white_balance: float = Field(0.0, ge=0)          # global_view: input per-channel gain jitter, exp(+-this)
     seed: int = 0
     iterations: int = Field(200, gt=0)
     fold_iterations: int = Field(0, ge=0)            # each cross-validation fold model's (small sets); 0 = iterations
-    # small sets: one more model on every pair, or the fold models averaged
-    ships: Literal["full", "ensemble"] = "full"
+    ships: Literal["full", "ensemble"] = "full"     # small sets: a model on every pair | the fold models averaged
     batch_size: int = Field(4, gt=0)
     patch_size: int = Field(64, gt=0)
     crops_per_photo: int = Field(1, gt=0)            # tiled: patches cut from each decoded photo (divides batch_size)

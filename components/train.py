@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from components.data.photo_crops import check_patch_fits
 from components.data.splits import FOLDS_DIR, fold_dirs
 from components.errors import StageFailed
 from components.evaluation.train_monitor import progress_line, validation_hook
-from components.model import basicsr_adapter, basicsr_options
+from components.model import basicsr_adapter, basicsr_options, out_of_sample
 from components.model.distributed import Ranks, from_main, init_distributed, resolve_device, shutdown
 from components.model.losses import check_vgg_weights
 from components.model.model_io import save_checkpoint
@@ -162,16 +163,22 @@ def train_model(cfg: TrainConfig, paths: TrainPaths, device: str, ranks: Ranks,
     """One model on ``paths.lmdb``'s train split, into ``paths.out``; its own MLflow run (``tags``);
     from ``start_weights`` (a warm start) rather than scratch, where given."""
     preset = fitted_preset(paths.lmdb)
-    opt = basicsr_options.build_options(cfg, paths.lmdb, paths.out, device, ranks, network_prior(cfg, preset),
-                                        start_weights)
-    if start_weights is not None:
-        tags = {**(tags or {}), "brighthouse.started_from": cfg.start_from}
-    state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
-    resume = load_state(state_path)
-    if not ranks.is_main:
-        basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
-        return None
-    return _train_logged(cfg, paths, opt, state_path, resume, ranks, preset, tags or {})
+    prior = network_prior(cfg, preset)
+    with ExitStack() as stack:
+        held_out = prior is not None and cfg.out_of_sample_prior and cfg.inference.mode == "global_view"
+        opt = basicsr_options.build_options(cfg, paths.lmdb, paths.out, device, ranks,
+                                            out_of_sample.IDENTITY_PRIOR if held_out else prior, start_weights)
+        if start_weights is not None:
+            tags = {**(tags or {}), "brighthouse.started_from": cfg.start_from}
+        state_path = state_dir() / "train-states" / f"{fingerprint(opt)}.pth"
+        if held_out:  # a temporary file per process, kept out of the fingerprint and the saved options
+            opt["datasets"]["train"].update({"type": "HeldOutPriorDataset", out_of_sample.DATASET_KEY: str(
+                stack.enter_context(out_of_sample.priors_file(paths.lmdb, preset.kind)))})
+        resume = load_state(state_path)
+        if not ranks.is_main:
+            basicsr_adapter.train(opt, basicsr_adapter.TrainHooks(resume=resume), ranks)
+            return None
+        return _train_logged(cfg, paths, opt, state_path, resume, ranks, preset, tags or {})
 
 
 def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Path, resume: dict | None,
@@ -188,7 +195,12 @@ def _train_logged(cfg: TrainConfig, paths: TrainPaths, opt: dict, state_path: Pa
         mlflow.set_tags({"device": device, "world_size": ranks.world_size,
                          "precision": opt["brighthouse"]["precision"], **{k: v for k, v in tags.items() if v}})
         hooks = _hooks(cfg, paths, run.info.run_id, state_path, resume, device)
+        held_out = bool(opt["datasets"]["train"].get(out_of_sample.DATASET_KEY))
+        if held_out:  # trained over the identity; validated and saved over the preset of every pair
+            hooks.on_validate = out_of_sample.validated_with_prior(hooks.on_validate, preset)
         net, digests = basicsr_adapter.train(opt, hooks, ranks)
+        if held_out:
+            out_of_sample.install_prior(net, preset)  # type: ignore[arg-type]
         seconds = time.perf_counter() - start
         mlflow.log_metric("train/seconds", seconds)
         save_checkpoint(paths.out / "model.pth", net.state_dict(), cfg.arch.model_dump(mode="json"), cfg.patch_size,

@@ -75,17 +75,23 @@ class WholePhotoDataset:
     layout), yielding BasicSR's batch dict."""
 
     def __init__(self, opt: dict) -> None:
+        self.opt = opt
         self.pairs = LmdbPairs(Path(opt["dataroot_lq"]), Path(opt["dataroot_gt"]))
         long_side = int(opt["gt_size"])
         self.aug = Augment((long_side, round(long_side * 2 / 3)), opt["min_crop"], opt["exposure_stops"],
                            opt["white_balance"])
+
+    def input_of(self, key: str, lq: np.ndarray) -> np.ndarray:
+        """What the network is given for the pair ``key`` (uint8 RGB): its input, here as it is."""
+        return lq
 
     def __len__(self) -> int:
         return len(self.pairs.keys)
 
     def __getitem__(self, index: int) -> dict:
         key = self.pairs.keys[index]
-        lq, gt = augmented_pair(*self.pairs.read(key), self.aug)
+        lq, gt = self.pairs.read(key)
+        lq, gt = augmented_pair(self.input_of(key, lq), gt, self.aug)
         return {"lq": chw_tensor(lq), "gt": chw_tensor(gt), "lq_path": key, "gt_path": key}
 
 

@@ -21,6 +21,7 @@ from components.model.curves_nafnet import CurvesNAFNet
 from components.model.distributed import ONE_PROCESS, Ranks, check_ranks_agree
 from components.model.losses import check_vgg_weights
 from components.model.nafnet_arch import NAFNet
+from components.model.out_of_sample import HeldOutPriorDataset
 from components.model.train_state import rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def register_with_basicsr() -> None:
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 
     for registry, classes in ((ARCH_REGISTRY, (NAFNet, CurvesNAFNet)),
-                              (DATASET_REGISTRY, (PhotoCropDataset, WholePhotoDataset))):
+                              (DATASET_REGISTRY, (PhotoCropDataset, WholePhotoDataset, HeldOutPriorDataset))):
         for cls in classes:
             if cls.__name__ not in registry:
                 registry.register(cls)

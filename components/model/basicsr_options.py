@@ -89,6 +89,9 @@ def _perceptual(cfg: TrainConfig) -> dict:
                                "perceptual_weight": cfg.perceptual_weight, "style_weight": 0.0}}
 
 
-def save_options(opt: dict, path: Path) -> None:
+def save_options(opt: dict, path: Path, transient: tuple[str, ...] = ("out_of_sample_priors",)) -> None:
+    """The options as a file DVC tracks: without the dataset's per-process temporary paths."""
+    train = {k: v for k, v in opt["datasets"]["train"].items() if k not in transient}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(opt, sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump({**opt, "datasets": {**opt["datasets"], "train": train}}, sort_keys=False),
+                    encoding="utf-8")

@@ -110,3 +110,14 @@ def fit_preset(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Preset:
     best = max(scores, key=scores.__getitem__) if scores else "curves"
     return Preset(kind=best, curves=curves_from_levels(means, seen).round(6).tolist(),
                   target_quantiles=own_quantiles.mean(0).round(6).tolist(), loo_psnr=scores)
+
+
+def leave_one_out_priors(pairs: list[tuple[np.ndarray, np.ndarray]], kind: Kind) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair, the (curves, target quantiles) of ``kind`` fitted on the other pairs: the
+    preset as an unseen photo meets it, not as its own pair's fit flatters it."""
+    small = [(working_copy(lq, STATS_SIDE), working_copy(gt, STATS_SIDE)) for lq, gt in pairs]
+    levels = [photo_levels(lq, gt) for lq, gt in small]
+    means, seen = np.stack([m for m, _ in levels]), np.stack([s for _, s in levels])
+    own_quantiles = np.stack([quantiles(gt) for _, gt in small])
+    rest = [np.arange(len(small)) != i for i in range(len(small))]
+    return [(curves_from_levels(means[r], seen[r]), own_quantiles[r].mean(0)) for r in rest]
