@@ -7,7 +7,9 @@ network would learn to correct a smaller error than an unseen photo brings. Here
 training photo's input goes through the preset fitted on the *other* training pairs (applied
 by the dataset, before the crop), the network trains over an identity prior, and the preset of
 every pair goes into the model after training, as it is served. LOL 4-fold: +0.21 dB, lower
-CIEDE2000, contrast and cast; FiveK: a tie (bench/README.md). ``global_view`` models only.
+CIEDE2000, contrast and cast; FiveK: a tie (bench/README.md). ``global_view`` models only;
+the input's exposure and white-balance jitter (``train.exposure_stops``, ``white_balance``), when
+on, then applies to the preset's edit rather than before it.
 """
 from __future__ import annotations
 

@@ -228,7 +228,8 @@ def test_global_view_trains_on_whole_photos_over_fitted_preset(pair_folder, para
 
     params = tiny(params)
     cfg = in_mode(params.train, "global_view", working_size=96).model_copy(update={
-        "tone_prior": True, "patch_size": 48, "exposure_stops": 0.3, "white_balance": 0.05})
+        "tone_prior": True, "out_of_sample_prior": False, "patch_size": 48, "exposure_stops": 0.3,
+        "white_balance": 0.05})  # (over each pair's out-of-sample preset: tests/components/model/test_out_of_sample.py)
     run_lmdb(params.lmdb, lmdb_paths(pair_folder, tmp_path / "lmdb"))
     run_train(cfg, TrainPaths(tmp_path / "lmdb", tmp_path / "train"))
 
