@@ -20,10 +20,10 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from components.config import load_params  # noqa: E402
-from components.data.pairs import find_pairs  # noqa: E402
-from components.data.photo_crops import PhotoCropDataset  # noqa: E402
-from components.lmdb import write_split  # noqa: E402
+from components.config import load_params
+from components.data.pairs import find_pairs
+from components.data.photo_crops import PhotoCropDataset
+from components.lmdb import write_split
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-inputs"
 

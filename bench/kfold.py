@@ -11,7 +11,8 @@ composite at full resolution. The tone-curve baseline is fitted on the same trai
 without a section are the train section's. Prints one line per
 fold and the pooled means (over all images); ``--json`` writes the per-image rows, and
 ``--sheet`` a contact sheet (input | preset | output | target) of the worst and median photos,
-to look at before calling a change a win. ``--shrink 0.75 0.5`` also scores each fold's model
+to look at before calling a change a win; ``--save-outputs`` each photo's output, for
+``bench/average_outputs.py``. ``--shrink 0.75 0.5`` also scores each fold's model
 with its residual over the preset scaled down (``preset + alpha (network - preset)``), in PyTorch.
 """
 from __future__ import annotations
@@ -78,13 +79,15 @@ SHEET_SIDE = 360  # px, long side of each contact-sheet cell
 class SheetCollector:
     """Small copies of each val photo's input, preset, output and target, for the contact sheet."""
 
-    def __init__(self, preset) -> None:
-        self.preset, self.cells = preset, {}
+    def __init__(self, preset, save_dir: Path | None = None) -> None:
+        self.preset, self.cells, self.save_dir = preset, {}, save_dir
 
     def __call__(self, key, lq, gt, row, outputs) -> None:
         from components.data.imageio import working_copy
 
         out = outputs["served"][0]
+        if self.save_dir:  # full resolution, for bench/average_outputs.py (seed ensembles)
+            np.save(self.save_dir / f"{key}.npy", np.asarray(out, dtype=np.float16))
         self.cells[key] = [working_copy(np.clip(img, 0, 1), SHEET_SIDE) for img in (lq, self.preset.apply(lq), out, gt)]
 
 
@@ -138,7 +141,7 @@ def shrunk_scores(lmdb_dir: Path, work: Path, params, preset, alphas: list[float
                               spec=params.inference)["per_image"] for a in alphas}
 
 
-def run_fold(lmdb_dir: Path, work: Path, params, shrink: list[float]) -> dict:
+def run_fold(lmdb_dir: Path, work: Path, params, shrink: list[float], save_dir: Path | None = None) -> dict:
     from components.evaluate import evaluate_model, fit_baseline
     from components.export import ExportPaths, run_export
     from components.inference.onnx_session import ort_runner
@@ -150,7 +153,7 @@ def run_fold(lmdb_dir: Path, work: Path, params, shrink: list[float]) -> dict:
     run_export(params.export.model_copy(update={"fp16": False}), ExportPaths(work / "train", lmdb_dir, work / "export"))
     spec = params.inference
     gate = params.evaluate.model_copy(update={"compare_pooling": False})
-    sheet = SheetCollector(fit_baseline(lmdb_dir))
+    sheet = SheetCollector(fit_baseline(lmdb_dir), save_dir)
     result = evaluate_model(ort_runner(work / "export" / "model.onnx"), lmdb_dir, gate, sheet.preset,
                             spec=spec, on_pair=sheet)
     from components.records import TRAIN_RECORD, TrainRecord, read_record
@@ -196,10 +199,15 @@ def main() -> None:
     ap.add_argument("--shrink", type=float, nargs="*", default=[], help="also score these residual strengths")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path, help="write the worst and median photos here (PNG)")
+    ap.add_argument("--save-outputs", type=Path,
+                    help="write each photo's served output here (<image>.npy, float16): runs with different "
+                         "-S seed=... are averaged by bench/average_outputs.py, a seed ensemble")
     args = ap.parse_args()
     from components.data.pairs import find_pairs
 
     params = load_params(args.overrides)
+    if args.save_outputs:
+        args.save_outputs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["BRIGHTHOUSE_HOME"] = str(tmp / "state")
@@ -217,7 +225,7 @@ def main() -> None:
                 continue
             train_ids = [p for p in pairs if p not in val_ids][: args.train_pairs or None]
             write_fold(pairs, train_ids, val_ids, tmp / f"lmdb{i}", params, args.cv)
-            fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params, args.shrink)
+            fold = run_fold(tmp / f"lmdb{i}", tmp / f"fold{i}", params, args.shrink, args.save_outputs)
             rows += fold["rows"]
             for a, shrunk_rows in fold["shrunk"].items():
                 shrunk[a] += shrunk_rows

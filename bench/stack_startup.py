@@ -65,7 +65,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\ncold start {cold:.1f} s, up with everything running {warm:.1f} s, "
           f"down {stop:.1f} s, restart over kept data {restart:.1f} s")
-    print(f"\n| service | PSS MB | RSS MB |\n|---|---:|---:|")
+    print("\n| service | PSS MB | RSS MB |\n|---|---:|---:|")
     for name, (pss, rss) in memory.items():
         print(f"| {name} | {pss:.0f} | {rss:.0f} |")
     print(f"| **all** | **{sum(p for p, _ in memory.values()):.0f}** | {sum(r for _, r in memory.values()):.0f} |")

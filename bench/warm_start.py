@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kfold import PAIRS, load_params, write_fold  # noqa: E402  (bench/ is not a package)
+from kfold import PAIRS, load_params, write_fold
 
 
 def split(ids: list[str], seed: int) -> tuple[list[str], list[str], list[str]]:
