@@ -160,7 +160,8 @@ def run_fold(lmdb_dir: Path, work: Path, params, shrink: list[float], save_dir: 
 
     trained = read_record(TrainRecord, work / "train" / TRAIN_RECORD)
     check = trained.network_vs_preset
-    ships = trained.ships + (f" (fold models {check.network_psnr:.2f} vs their presets {check.preset_psnr:.2f} dB)"
+    ships = trained.ships + (f" (fold models {check.network_psnr:.2f} vs their presets {check.preset_psnr:.2f} dB; "
+                             f"by share of the network {check.scaled_psnr}: {check.residual_scale:g} ships)"
                              if check else "")
     return {"train_seconds": train_s, "rows": result["per_image"], "cells": sheet.cells, "ships": ships,
             "preset": sheet.preset.kind, "cv_estimate": cv_estimate(lmdb_dir, work, params, spec),

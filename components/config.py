@@ -1,15 +1,14 @@
-"""Typed, frozen configuration: one class per params.yaml section.
-
-Every class rejects unknown keys, so a typo in params.yaml fails loudly instead of being
-silently ignored.
-"""
+"""Typed, frozen configuration, one class per params.yaml section. Every class rejects unknown
+keys, so a typo in params.yaml fails loudly instead of being silently ignored."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Section(BaseModel):
@@ -103,6 +102,7 @@ class TrainConfig(_Section):
     iterations: int = Field(200, gt=0)
     fold_iterations: int = Field(0, ge=0)            # each cross-validation fold model's (small sets); 0 = iterations
     ships: Literal["full", "ensemble"] = "full"     # small sets: a model on every pair | the fold models averaged
+    residual_scales: tuple[Share, ...] = (0.0, 1.0)  # small sets: network shares tried on the folds; best ships
     batch_size: int = Field(4, gt=0)
     patch_size: int = Field(64, gt=0)
     crops_per_photo: int = Field(1, gt=0)            # tiled: patches cut from each decoded photo (divides batch_size)
@@ -255,6 +255,4 @@ class Params(_Section):
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read params.yaml into the typed tree; raises ValueError naming the bad key."""
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
-    return Params.model_validate(raw)
+    return Params.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})

@@ -45,14 +45,24 @@ class NetworkVsPreset(BaseModel):
     pairs: int
     network_psnr: float
     preset_psnr: float
+    # the same, with each fold model's residual over its preset scaled by each of train.residual_scales
+    # (0: the preset, 1: the network as trained); the best scale is what ships
+    scaled_psnr: dict[float, float] = {}
 
     @property
     def gain_db(self) -> float:
         return self.network_psnr - self.preset_psnr
 
     @property
+    def residual_scale(self) -> float:
+        """The network's share that scored best on the held-out pairs (ties: the smaller)."""
+        if not self.scaled_psnr:
+            return 1.0 if self.gain_db > 0 else 0.0
+        return max(sorted(self.scaled_psnr), key=self.scaled_psnr.__getitem__)
+
+    @property
     def network_wins(self) -> bool:
-        return self.gain_db > 0
+        return self.residual_scale > 0
 
 
 TRAIN_RECORD = "run.json"  # beside the weights; not tracked by DVC (run ids are facts of one MLflow store)

@@ -5,7 +5,10 @@ other folds, and the gate scores it on fold i. Those fold models first answer on
 (``evaluation/preset_check.py``): does a network trained on these pairs beat the preset it
 starts from, on pairs it did not see?
 - Yes: one more model trains on every pair (``train.ships: full``), or the fold models ship
-  averaged (``ensemble``).
+  averaged (``ensemble``). What the network adds over the preset ships at the share
+  (``train.residual_scales``) that scored best on the folds: a few pairs often teach a network
+  half right, and half of its residual then beats both all of it and none (a variance cut whose
+  size these pairs choose). The fold models are scaled the same, so the gate scores what ships.
 - No: the preset of every pair ships, as a network whose residual is switched off (how an
   untrained model starts), and the fold models are switched off the same way, so the gate's
   cross-validated scores are of what ships. A client whose look a preset already makes as well
@@ -24,13 +27,14 @@ from components.config import TrainConfig
 from components.data.splits import FOLDS_DIR
 from components.evaluation.preset_check import network_vs_preset
 from components.model.curves_nafnet import CurvesNAFNet
-from components.model.model_io import save_checkpoint, save_ensemble, switch_off_residual
+from components.model.model_io import save_checkpoint, save_ensemble, scale_residual, switch_off_residual
 from components.model.presets import PRESET_FILE, Preset
 from components.records import TRAIN_RECORD, CheckpointView, NetworkVsPreset, TrainRecord, write_json, write_record
 from components.registry.tracking import MODEL_MD5_TAG, file_md5, flatten, get_or_create_experiment, use_tracking
 
 log = logging.getLogger(__name__)
 SHIPS_TAG = "brighthouse.ships"
+SCALE_TAG = "brighthouse.residual_scale"  # the share of its network a model ships with
 
 
 def fold_models(out: Path, k: int) -> list[Path]:
@@ -39,11 +43,29 @@ def fold_models(out: Path, k: int) -> list[Path]:
 
 def check_fold_models(cfg: TrainConfig, out: Path, folds: list[Path]) -> NetworkVsPreset:
     """The fold models in ``out/folds/`` against their presets, each on its held-out fold."""
-    check = network_vs_preset(fold_models(out, len(folds)), folds, cfg.inference)
-    log.info("fold models on the %d pairs they did not train on: %.2f dB, their presets %.2f dB (%+.2f dB): %s",
-             check.pairs, check.network_psnr, check.preset_psnr, check.gain_db,
-             "a network ships" if check.network_wins else "the preset ships")
+    check = network_vs_preset(fold_models(out, len(folds)), folds, cfg.inference, cfg.residual_scales)
+    log.info("fold models on the %d pairs they did not train on: %.2f dB, their presets %.2f dB (%+.2f dB); "
+             "by share of the network: %s: %s", check.pairs, check.network_psnr, check.preset_psnr, check.gain_db,
+             ", ".join(f"{s:g} {v:.2f}" for s, v in check.scaled_psnr.items()),
+             f"{check.residual_scale:g} of a network ships" if check.network_wins else "the preset ships")
     return check
+
+
+def scale_fold_models(out: Path, k: int, scale: float) -> None:
+    """The fold models at the share of their network that ships, so the gate scores what ships."""
+    for member in fold_models(out, k):
+        scale_residual(member, scale)
+
+
+def scale_shipped(run_id: str, out: Path, scale: float) -> None:
+    """``out/model.pth``, which its run ``run_id`` logged, with its residual scaled; the run's copy
+    and weights md5 follow it (register finds the run by that md5)."""
+    import mlflow
+
+    scale_residual(out / "model.pth", scale)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({MODEL_MD5_TAG: file_md5(out / "model.pth"), SCALE_TAG: f"{scale:g}"})
+        mlflow.log_artifact(str(out / "model.pth"), artifact_path="checkpoint")
 
 
 def new_run(cfg: TrainConfig, ships: str) -> str:

@@ -136,13 +136,19 @@ def train_small_set(cfg: TrainConfig, paths: TrainPaths, folds: list[Path], devi
         prior = network_prior(cfg, preset)
         assert prior is not None and check is not None  # a tone_prior model was checked
         return small_set.ship_preset(cfg, paths.out, records, preset, prior, check)
+    scale = check.residual_scale if check is not None else 1.0
+    if scale < 1 and ranks.is_main:
+        small_set.scale_fold_models(paths.out, len(folds), scale)
     if cfg.ships == "ensemble":
         return small_set.assemble_ensemble(cfg, paths.out, records, fitted_preset(paths.lmdb), check) \
             if ranks.is_main else None
     shipped = train_model(cfg, paths, device, ranks)  # every pair: lmdb's top-level train holds them all
     if shipped is None:  # another rank
         return None
-    small_set.adopt_folds(shipped.run_id, records, "one network on every pair")
+    if scale < 1:
+        small_set.scale_shipped(shipped.run_id, paths.out, scale)
+    small_set.adopt_folds(shipped.run_id, records, "one network on every pair"
+                          + (f", {scale:g} of its residual over the preset" if scale < 1 else ""))
     shipped = shipped.model_copy(update={"network_vs_preset": check})
     write_record(paths.out / TRAIN_RECORD, shipped)
     return shipped

@@ -23,29 +23,31 @@ from components.model.model_io import load_model, switch_off_residual, torch_run
 from components.records import NetworkVsPreset
 
 
-def fold_scores(checkpoint: Path, fold_lmdb: Path, spec: InferenceSpec) -> tuple[list[float], list[float]]:
-    """PSNR per held-out pair of the model at ``checkpoint``, and of its preset alone."""
+def fold_scores(checkpoint: Path, fold_lmdb: Path, spec: InferenceSpec, scales: list[float]) -> np.ndarray:
+    """PSNR (pairs x scales) of the model at ``checkpoint`` on its held-out pairs, with its residual
+    over the preset scaled by each of ``scales`` (1: as trained, 0: its preset alone). Two passes a
+    pair, not one per scale: the transfer to full resolution is a least-squares fit, linear in the
+    edit it carries, so a scaled residual's output is the same blend of the two (up to clipping)."""
     with tempfile.TemporaryDirectory() as tmp:
         preset_only = Path(tmp) / "preset.pth"
         preset_only.write_bytes(checkpoint.read_bytes())
         switch_off_residual(preset_only)
         network, preset = torch_runner(load_model(checkpoint)), torch_runner(load_model(preset_only))
-    network_psnr, preset_psnr = [], []
+    rows = []
     for _, lq, gt in iter_pairs(fold_lmdb / "val"):
-        network_psnr.append(psnr(enhance(lq, network, spec), gt))
-        preset_psnr.append(psnr(enhance(lq, preset, spec), gt))
-    return network_psnr, preset_psnr
+        with_network, alone = enhance(lq, network, spec), enhance(lq, preset, spec)
+        rows.append([psnr(np.clip(alone + s * (with_network - alone), 0.0, 1.0), gt) for s in scales])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(scales))
 
 
-def network_vs_preset(fold_models: list[Path], fold_lmdbs: list[Path], spec: InferenceSpec) -> NetworkVsPreset:
-    """Fold model i (``fold_models[i]``, a checkpoint) on fold i's held-out pairs, against its preset."""
-    network: list[float] = []
-    preset: list[float] = []
-    for checkpoint, lmdb in zip(fold_models, fold_lmdbs, strict=True):
-        with_network, alone = fold_scores(checkpoint, lmdb, spec)
-        network += with_network
-        preset += alone
-    if not network:
+def network_vs_preset(fold_models: list[Path], fold_lmdbs: list[Path], spec: InferenceSpec,
+                      scales: tuple[float, ...] = (0.0, 1.0)) -> NetworkVsPreset:
+    """Fold model i (``fold_models[i]``, a checkpoint) on fold i's held-out pairs, against its
+    preset, and at each of ``scales`` of its residual (the preset and the network always)."""
+    tried = sorted({0.0, 1.0, *scales})
+    scores = np.concatenate([fold_scores(checkpoint, lmdb, spec, tried)
+                             for checkpoint, lmdb in zip(fold_models, fold_lmdbs, strict=True)])
+    if not len(scores):
         raise ValueError(f"the folds {[str(d) for d in fold_lmdbs]} hold no pairs to score")
-    return NetworkVsPreset(pairs=len(network), network_psnr=round(float(np.mean(network)), 4),
-                           preset_psnr=round(float(np.mean(preset)), 4))
+    mean = {scale: round(float(v), 4) for scale, v in zip(tried, scores.mean(axis=0), strict=True)}
+    return NetworkVsPreset(pairs=len(scores), network_psnr=mean[1.0], preset_psnr=mean[0.0], scaled_psnr=mean)

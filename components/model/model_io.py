@@ -37,18 +37,24 @@ def save_ensemble(path: Path, member_paths: list[Path]) -> None:
 RESIDUAL = "body.ending."  # CurvesNAFNet's last layer: zero, and the model is its preset alone
 
 
-def switch_off_residual(path: Path) -> None:
-    """Zero the last layer of the ``CurvesNAFNet`` (or each ensemble member) saved at ``path``:
-    the model is then exactly its preset, as an untrained one starts."""
+def scale_residual(path: Path, scale: float) -> None:
+    """Scale the last layer of the ``CurvesNAFNet`` (or each ensemble member) saved at ``path``,
+    so the model's output is its preset plus ``scale`` times what the network adds to it (the
+    layer is linear, and NAFNet adds its input back after it). 0: exactly the preset."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     for params in ckpt.get("members") or [ckpt["params"]]:
         if not any(k.startswith("curves.") for k in params):
             raise ValueError(f"{path} is not a network over a preset (train.tone_prior): "
-                             "it has no residual to switch off")
+                             "it has no residual to scale or switch off")
         for key in params:
             if key.startswith(RESIDUAL):
-                params[key] = torch.zeros_like(params[key])
+                params[key] = params[key] * scale if scale else torch.zeros_like(params[key])
     torch.save(ckpt, path)
+
+
+def switch_off_residual(path: Path) -> None:
+    """The model saved at ``path`` becomes exactly its preset, as an untrained one starts."""
+    scale_residual(path, 0.0)
 
 
 def is_preset_only(path: Path) -> bool:

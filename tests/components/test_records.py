@@ -97,3 +97,18 @@ def test_a_checkpoint_without_a_readable_view_is_refused_naming_it(tmp_path, vie
     torch.save({"params": {}, "arch": {}, "patch_size": 64, **({"view": view} if view else {})}, tmp_path / "old.pth")
     with pytest.raises(ValueError, match=r"old\.pth records no readable mode.*train it again"):
         checkpoint_view(tmp_path / "old.pth")
+
+
+def test_the_share_of_the_network_that_ships_is_the_best_held_out_one_and_a_tie_keeps_less():
+    from components.records import NetworkVsPreset, TrainRecord
+
+    check = NetworkVsPreset(pairs=10, network_psnr=22.0, preset_psnr=22.2,
+                            scaled_psnr={0.0: 22.2, 0.5: 22.6, 1.0: 22.0})
+    assert check.residual_scale == 0.5 and check.network_wins and check.gain_db == pytest.approx(-0.2)
+    tied = check.model_copy(update={"scaled_psnr": {0.0: 22.2, 0.5: 22.2, 1.0: 22.0}})
+    assert tied.residual_scale == 0.0 and not tied.network_wins  # no gain: the preset
+    # a record from before the shares were tried: all or nothing, by the gain
+    assert NetworkVsPreset(pairs=10, network_psnr=22.3, preset_psnr=22.2).residual_scale == 1.0
+    # the shares survive run.json (JSON keys are strings)
+    record = TrainRecord(run_id="r", network_vs_preset=check)
+    assert TrainRecord.model_validate_json(record.model_dump_json()).network_vs_preset.scaled_psnr == check.scaled_psnr

@@ -16,15 +16,24 @@ from tests.conftest import in_mode, lmdb_paths
 pytestmark = pytest.mark.slow
 
 
-def verdict(monkeypatch, network_psnr: float, preset_psnr: float) -> None:
-    """What the fold models scored against their presets (measured for real in test_preset_check)."""
+def verdict(monkeypatch, network_psnr: float, preset_psnr: float, scaled: dict | None = None) -> dict:
+    """What the fold models scored against their presets (measured for real in test_preset_check);
+    returns each fold model's last layer as trained, once they are checked."""
     import components.small_set
 
-    def measured(models, folds, spec):
+    trained: dict = {}
+
+    def measured(models, folds, spec, scales):
         assert [m.parent.name for m in models] == [d.name for d in folds] and all(m.is_file() for m in models)
-        return NetworkVsPreset(pairs=12, network_psnr=network_psnr, preset_psnr=preset_psnr)
+        trained.update({m.parent.name: ending(m) for m in models})
+        return NetworkVsPreset(pairs=12, network_psnr=network_psnr, preset_psnr=preset_psnr, scaled_psnr=scaled or {})
 
     monkeypatch.setattr(components.small_set, "network_vs_preset", measured)
+    return trained
+
+
+def ending(path) -> torch.Tensor:
+    return torch.load(path, map_location="cpu", weights_only=True)["params"]["body.ending.weight"]
 
 
 @pytest.fixture
@@ -75,3 +84,21 @@ def test_fold_models_that_lose_to_their_presets_ship_the_preset_of_every_pair(sm
     assert client.get_run(result.run_id).data.metrics["train/seconds"] > 0
 
     assert network_count(model, paths.out / "model.pth") == 0  # what export records, and the version says
+
+
+def test_half_a_network_ships_where_half_scored_best_and_the_gate_scores_the_folds_at_half(
+        small_set, monkeypatch, mlflow_store):
+    from mlflow import MlflowClient
+
+    from components.registry.tracking import MODEL_MD5_TAG, file_md5
+    cfg, paths = small_set
+    trained = verdict(monkeypatch, 24.4, 24.5, {0.0: 24.5, 0.5: 24.9, 1.0: 24.4})
+    result = run_train(cfg.model_copy(update={"residual_scales": (0.0, 0.5, 1.0)}), paths)
+    assert result.ships == "network" and result.network_vs_preset.residual_scale == 0.5
+    for fold, weight in trained.items():  # scaled where the gate reads them
+        assert torch.allclose(ending(paths.out / "folds" / fold / "model.pth"), 0.5 * weight)
+    run = MlflowClient().get_run(result.run_id)
+    # register finds the run by the md5 of the weights that ship: the scaled ones
+    assert run.data.tags[MODEL_MD5_TAG] == file_md5(paths.out / "model.pth")
+    assert run.data.tags["brighthouse.residual_scale"] == "0.5"
+    assert "0.5 of its residual" in run.data.tags["brighthouse.ships"]
