@@ -251,3 +251,21 @@ def mlflow_server(state: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def serve_venv(root: Path) -> Path:
+    """A fresh venv with the project installed as ``.[serve]``, versions held to the lock."""
+    project = make_project_copy(root / "project")  # a build writes egg-info beside the sources
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(REPO / "requirements.lock"),
+                          f"{project}[serve]"], env=tool_env(PIP_CACHE_DIR=str(root / "pip-cache")),
+                         capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
+    return venv
+
+
+@pytest.fixture(scope="session")
+def serve_only_venv(tmp_path_factory) -> Path:
+    """One serving-only install for the session (a minute to build); its tests only run it."""
+    return serve_venv(tmp_path_factory.mktemp("serve-install"))

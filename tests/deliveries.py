@@ -144,7 +144,7 @@ def quick_run_params(project: Path) -> None:
     import yaml
 
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["train"]["iterations"] = 20
+    raw["train"]["iterations"] = 5  # each CPU iteration of the default profile is about 1.3 s here
     # one model on a val split: these tests are about the plumbing; test_dvc_repro and test_small_set
     # run the small sets' default, cross-validation (3 more models to train, export and score)
     raw["lmdb"]["cross_validate_below"] = 0

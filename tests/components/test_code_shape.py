@@ -3,7 +3,6 @@ under 40, and no new ``dict`` hand-off. What crosses a stage or the registry is 
 record (components/records.py); the dict-typed parameters and returns that remain inside the
 rooms are counted, and the count may only go down (lower it here when you replace one)."""
 import ast
-from pathlib import Path
 
 from tests.conftest import REPO
 

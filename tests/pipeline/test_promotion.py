@@ -127,12 +127,13 @@ def open_review_from_the_version_page(ui_url: str, tmp_path) -> str:
 
 
 def promote_under_load(server, promote, version: str, body: bytes):
-    """100 requests from 8 clients; ``promote()`` once 20 are answered, then 20 more once
-    ``/v1/model`` reports ``version``. Returns the results, when the switch was seen, and how
+    """40 requests from 8 clients; ``promote()`` once 10 are answered (30 are then in flight or
+    queued: about 25 s of work on 2 cores, against a switch within the poll interval), then 10 more
+    once ``/v1/model`` reports ``version``. Returns the results, when the switch was seen, and how
     long after the promotion that was."""
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(post, server.base_url, body) for _ in range(100)]
-        while sum(f.done() for f in futures) < 20:
+        futures = [pool.submit(post, server.base_url, body) for _ in range(40)]
+        while sum(f.done() for f in futures) < 10:
             time.sleep(0.05)
         promote()
         promoted = time.monotonic()
@@ -141,7 +142,7 @@ def promote_under_load(server, promote, version: str, body: bytes):
                 assert time.monotonic() - promoted < 60, "the promotion was never picked up"
                 time.sleep(0.1)
         switched = time.monotonic()
-        futures += [pool.submit(post, server.base_url, body) for _ in range(20)]
+        futures += [pool.submit(post, server.base_url, body) for _ in range(10)]
         return [f.result() for f in futures], switched, switched - promoted
 
 

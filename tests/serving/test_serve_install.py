@@ -4,7 +4,6 @@ box holds no store, only the MLflow client)."""
 import io
 import os
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, make_project_copy, mlflow_server, tool_env
+from tests.conftest import mlflow_server
 from tests.serving.conftest import register_affine, start_server
 
 pytestmark = pytest.mark.slow
@@ -20,25 +19,14 @@ MAX_SERVE_INSTALL_MB = 600
 NOT_FOR_SERVING = ("torch", "basicsr", "airflow", "dvc", "great_expectations", "onnx", "lmdb", "sqlalchemy")
 
 
-def serve_venv(root: Path) -> Path:
-    """A fresh venv with the project installed as ``.[serve]``, versions held to the lock."""
-    project = make_project_copy(root / "project")  # a build writes egg-info beside the sources
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(REPO / "requirements.lock"),
-                          f"{project}[serve]"], env=tool_env(PIP_CACHE_DIR=str(root / "pip-cache")),
-                         capture_output=True, text=True)
-    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
-    return venv
-
-
 def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
 
 
-def test_a_serving_only_install_serves_what_the_full_install_registered(params, tmp_path, mlflow_store):
+def test_a_serving_only_install_serves_what_the_full_install_registered(params, tmp_path, mlflow_store,
+                                                                       serve_only_venv):
     register_affine(params, tmp_path / "v1", 0.5, 0.25)
-    venv = serve_venv(tmp_path / "serve-install")
+    venv = serve_only_venv
     size = disk_mb(venv)
     print(f"serving install: {size:.0f} MB in {venv}")
     assert size <= MAX_SERVE_INSTALL_MB

@@ -31,7 +31,6 @@ from stack.settings import StackSettings, secret_values
 from tests.conftest import free_port
 from tests.deliveries import build_delivery, quick_run_params
 from tests.serving.conftest import wait_ready
-from tests.serving.test_serve_install import serve_venv
 from tests.stack.conftest import AirflowApi, service_logs
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -98,7 +97,8 @@ def bucket_keys(stack, prefix: str) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def test_a_delivery_retrains_on_celery_through_a_killed_worker_registers_once_and_replicas_follow(stack, tmp_path):
+def test_a_delivery_retrains_on_celery_through_a_killed_worker_registers_once_and_replicas_follow(
+        stack, tmp_path, serve_only_venv):
     quick_run_params(stack.project)
     resumable_training(stack.project)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "quick params"],
@@ -127,7 +127,7 @@ def test_a_delivery_retrains_on_celery_through_a_killed_worker_registers_once_an
     assert "in sync" in stack.run("dvc", "status", "--cloud").stdout  # data and outputs pushed
     warm_start_reads_the_version_through_the_server(stack)
 
-    venv = serve_venv(tmp_path / "serve-install")
+    venv = serve_only_venv
     box = tmp_path / "serving-box"
     box.mkdir()
     with ExitStack() as replicas:

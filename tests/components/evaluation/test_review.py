@@ -181,3 +181,18 @@ def test_a_full_size_photo_card_keeps_its_blocks_apart_in_a_browser(tmp_path):
             assert browser.evaluate(OVERLAPS) == [], f"blocks overlap at {width} px"
         browser.screenshot(path=str(tmp_path / "card.png"), full_page=True)
     assert log.errors == []
+
+
+def test_the_lineage_table_says_what_each_version_started_from():
+    """A fine-tune names its parent beside the champion's own start (the retrain DAG's warm start)."""
+    from components.evaluation.review_page import lineage_table
+
+    def version(number: str, started_from: str) -> dict:
+        return {"version": number, "created": "now", "mode": "global_view",
+                "tags": {"started_from": started_from, "gate": "passed"}}
+
+    table = lineage_table(version("3", "version 2 (1 fine-tune(s) since a full retrain)"),
+                          version("2", "scratch: a full retrain was asked for"))
+    row = next(r for r in table.split("<tr>") if r.startswith("<td>started_from</td>"))
+    assert "version 2 (1 fine-tune(s) since a full retrain)" in row and "scratch: a full retrain" in row
+    assert "<td>-</td>" in table  # a tag a version lacks shows as a dash, not an error
