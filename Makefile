@@ -38,6 +38,7 @@ demo: install
 
 test: install
 	ruff check --no-cache components serving dags brighthouse stack
+	ruff check --no-cache --select F,E9 tests bench  # pyflakes: unused imports, undefined names
 	mypy
 	pytest
 
