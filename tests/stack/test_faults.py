@@ -193,7 +193,9 @@ def test_a_task_queued_while_redis_restarts_still_runs(stack):
     """Redis, the Celery broker, restarted while a task waits in its queue (no worker consumes
     it): the broker's append-only file keeps the message, and the task runs once a worker is
     back. Airflow would queue it again after ``task_queued_timeout`` if the message were lost."""
-    from stack.stores import redis_service
+    import redis
+
+    from stack.stores import broker_url, redis_service
     from tests.stack.conftest import AirflowApi
     from tests.stack.test_loop import wait_for
 
@@ -207,8 +209,13 @@ def test_a_task_queued_while_redis_restarts_still_runs(stack):
     try:
         run_id = api.post("dags/champion_check/dagRuns", {"logical_date": None})["dag_run_id"]
         tasks = f"dags/champion_check/dagRuns/{run_id}/taskInstances"
-        wait_for("the first task to be queued in Redis", lambda: [
+        wait_for("the first task to be queued", lambda: [
             t for t in api.get(tasks).get("task_instances", []) if t["state"] == "queued"], 120, stack, interval=1)
+        # "queued" is set before the scheduler sends the message: restarting Redis in between
+        # failed the send, not the broker (seen once). The message must be in the queue's list.
+        broker = redis.Redis.from_url(broker_url(settings))
+        with broker:
+            wait_for("the task's message in Redis", lambda: broker.llen("default") > 0, 60, stack, interval=0.2)
         stop(stack.folder, "redis")
         start(redis_service(stack.folder, settings), stack.folder)
     finally:
