@@ -3,7 +3,9 @@
 A cross-validated small set exports its k fold models and the model trained on every pair,
 all of one architecture (``components/export.py``, ``OnnxExporter``). This exports ``--models``
 networks of a profile's architecture (untrained weights of their own: cost does not depend on
-them) both ways, times each, and checks that the two ways give the same bytes.
+them) three ways, times each, and checks that they give the same bytes: a fresh trace per
+model, one trace reused in one process, and a trace stored by an earlier process
+(``BRIGHTHOUSE_ONNX_TRACES``: an exporter per model, as each export stage is a process).
 
     .venv/bin/python bench/export_speed.py --profile cpu --models 4
 """
@@ -40,14 +42,17 @@ def networks(profile: str, count: int) -> list:
     return nets
 
 
-def timed_exports(nets: list, folder: Path, reuse: bool) -> tuple[list[float], list[str]]:
-    from components.export import OnnxExporter
+def timed_exports(nets: list, folder: Path, how: str) -> tuple[list[float], list[str]]:
+    from components.model.onnx_export import OnnxExporter
 
-    exporter, seconds, digests = OnnxExporter(opset=18), [], []
+    traces = folder / "traces" if how == "stored" else None
+    if traces:  # stored by an earlier process
+        OnnxExporter(18, traces).export(nets[0], folder / "first.onnx")
+    exporter, seconds, digests = OnnxExporter(18), [], []
     for i, net in enumerate(nets):
-        if not reuse:
-            exporter = OnnxExporter(opset=18)
-        path = folder / f"{'reused' if reuse else 'fresh'}-{i}.onnx"
+        if how != "reused":
+            exporter = OnnxExporter(18, traces)
+        path = folder / f"{how}-{i}.onnx"
         start = time.perf_counter()
         exporter.export(net, path)
         seconds.append(time.perf_counter() - start)
@@ -62,12 +67,13 @@ def main() -> None:
     args = ap.parse_args()
     nets = networks(args.profile, args.models)
     with tempfile.TemporaryDirectory() as tmp:
-        fresh, fresh_md5 = timed_exports(nets, Path(tmp), reuse=False)
-        reused, reused_md5 = timed_exports(nets, Path(tmp), reuse=True)
+        runs = {how: timed_exports(nets, Path(tmp), how) for how in ("fresh", "reused", "stored")}
     print(f"profile {args.profile}, {args.models} models")
-    print("fresh trace per model (s): " + ", ".join(f"{s:.1f}" for s in fresh) + f"; total {sum(fresh):.1f}")
-    print("one trace, reused (s):     " + ", ".join(f"{s:.1f}" for s in reused) + f"; total {sum(reused):.1f}")
-    print("same bytes both ways:", fresh_md5 == reused_md5)
+    for how, label in (("fresh", "fresh trace per model"), ("reused", "one trace, reused"),
+                       ("stored", "a stored trace, per process")):
+        seconds = runs[how][0]
+        print(f"{label + ' (s):':30s}" + ", ".join(f"{s:.1f}" for s in seconds) + f"; total {sum(seconds):.1f}")
+    print("same bytes every way:", runs["fresh"][1] == runs["reused"][1] == runs["stored"][1])
 
 
 if __name__ == "__main__":

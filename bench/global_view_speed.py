@@ -34,7 +34,7 @@ def export_width32(path: Path, members: int = 1, arch: dict = WIDTH32) -> None:
     """One network, or an ensemble of ``members`` (what a cross-validated small set ships)."""
     import torch
 
-    from components.export import export_onnx
+    from components.model.onnx_export import export_onnx
     from components.model.curves_nafnet import CurvesNAFNet
     from components.model.ensemble import Ensemble
 

@@ -10,14 +10,11 @@ stride, and fails the stage if any output differs from PyTorch by more than ``ex
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx_ir as ir
 import torch
 
 from components.config import ExportConfig, InferenceSpec
@@ -27,10 +24,9 @@ from components.errors import StageFailed
 from components.inference.onnx_session import ort_runner, ort_session
 from components.model.ensemble import Ensemble
 from components.model.model_io import checkpoint_view, is_preset_only, load_model, tlc_window, torch_runner
+from components.model.onnx_export import OnnxExporter, traces_folder
 from components.records import EXPORT_RECORD, ExportRecord, write_record
 from components.stage import run_stage
-
-PROJECT = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger(__name__)
 
@@ -40,76 +36,6 @@ class ExportPaths:
     train: Path
     lmdb: Path
     out: Path
-
-
-class OnnxExporter:
-    """torch.onnx's exporter, tracing each architecture once per process.
-
-    Tracing and decomposing the graph costs about 25 s a model on CPU. A cross-validated set
-    exports its fold models and the model trained on every pair, all of one architecture: a
-    later model of an architecture already traced gets the traced graph with its own weights
-    (``ONNXProgram.apply_weights``: every initializer of the unoptimised graph is named after
-    its state_dict entry), then the exporter's own optimiser. The graph also depends on what
-    ``repr`` shows (layer sizes, TLC windows, the preset's kind), so that is part of the key; and
-    the export stage still holds every file to its own PyTorch model (``compare``).
-    """
-
-    def __init__(self, opset: int) -> None:
-        self.opset = opset
-        self._traced: dict[tuple, torch.onnx.ONNXProgram] = {}
-
-    @property
-    def traced_architectures(self) -> int:
-        return len(self._traced)
-
-    def export(self, model: torch.nn.Module, path: Path) -> None:
-        state = model.state_dict()
-        key = (repr(model), tuple((k, tuple(v.shape), v.dtype) for k, v in state.items()))
-        if key not in self._traced:
-            self._traced[key] = self._trace(model)
-        traced = self._traced[key]
-        traced.apply_weights({k: v for k, v in state.items() if k in traced.model.graph.initializers})
-        program = torch.onnx.ONNXProgram(ir.serde.deserialize_model(traced.model_proto), None)
-        # the exporter's own optimiser gives the members' clamp bounds one name and drops all
-        # but one (an invalid graph, onnxscript 0.7); onnxruntime optimises the graph on load anyway
-        if not isinstance(model, Ensemble):
-            program.optimize()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.onnx")
-        program.save(str(tmp), external_data=False)
-        portable_stack_traces(tmp)
-        tmp.replace(path)
-
-    def _trace(self, model: torch.nn.Module) -> torch.onnx.ONNXProgram:
-        example = torch.rand(2, 3, 64, 96)
-        batch, height, width = (torch.export.Dim(n, min=1, max=16384) for n in ("batch", "height", "width"))
-        program = torch.onnx.export(
-            model, (example,), input_names=["input"], output_names=["output"], opset_version=self.opset,
-            dynamo=True, dynamic_shapes=({0: batch, 2: height, 3: width},), optimize=False)
-        if program is None:
-            raise StageFailed(f"torch.onnx.export returned no program for {type(model).__name__}")
-        return program
-
-
-def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
-    """One model to ONNX (with dynamic batch, height and width)."""
-    OnnxExporter(opset).export(model, path)
-
-
-def portable_stack_traces(path: Path) -> None:
-    """The exporter records each node's Python stack with absolute file paths, so the same
-    weights exported in another clone gave other bytes and a changed dvc.lock. Paths are made
-    relative to the Python environment and to the project."""
-    import onnx
-
-    model = onnx.load(str(path))
-    prefixes = ((str(Path(sys.prefix)) + os.sep, "<python>" + os.sep), (str(PROJECT) + os.sep, ""))
-    for node in model.graph.node:
-        for prop in node.metadata_props:
-            if prop.key == "pkg.torch.onnx.stack_trace":
-                for old, new in prefixes:
-                    prop.value = prop.value.replace(old, new)
-    onnx.save(model, str(path))
 
 
 def check_inputs(lmdb_dir: Path, size: int) -> dict[str, np.ndarray]:
@@ -193,7 +119,7 @@ def run_export(cfg: ExportConfig, paths: ExportPaths) -> ExportRecord:
     window = tlc_window(paths.train / "model.pth", cfg.tlc_scale)
     model = load_model(paths.train / "model.pth", tlc_window=window if cfg.tlc else 0)
     onnx_path = paths.out / "model.onnx"
-    exporter = OnnxExporter(cfg.opset)
+    exporter = OnnxExporter(cfg.opset, traces_folder())
     exporter.export(model, onnx_path)
     inputs = check_inputs(paths.lmdb, cfg.check_size)
     diffs = compare(model, onnx_path, inputs)

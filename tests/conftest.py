@@ -15,6 +15,8 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from PIL import Image
 
+from components.model.onnx_export import TRACES_ENV
+
 # Property tests: the same examples on every run (a CI failure reproduces; explore with
 # --hypothesis-seed or more examples by hand), no example database, and Hypothesis' own
 # files (failure patches) in a temporary folder rather than the checkout.
@@ -31,6 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     root = Path(tempfile.mkdtemp(prefix="brighthouse-tests-"))
     SESSION_TMP["root"] = root
     set_hypothesis_home_dir(str(root / "hypothesis"))
+    # one ONNX trace per architecture for the whole session (components/model/onnx_export.py):
+    # the suite's pipeline runs export networks of a few architectures, about 25 s a trace
+    os.environ[TRACES_ENV] = str(root / "onnx-traces")
     config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +49,8 @@ def tool_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MLFLOW_", "AIRFLOW", "BRIGHTHOUSE_", "AWS_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if TRACES_ENV in os.environ:  # the session's, set above
+        env[TRACES_ENV] = os.environ[TRACES_ENV]
     if "root" in SESSION_TMP:
         (SESSION_TMP["root"] / "tools").mkdir(exist_ok=True)
         env["TMPDIR"] = str(SESSION_TMP["root"] / "tools")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from components.export import compare, export_onnx
+from components.export import compare
+from components.model.onnx_export import export_onnx
 from components.inference.onnx_session import ort_session
 from components.model.curves_nafnet import CurvesNAFNet
 from components.model.nafnet_arch import NAFNet, use_local_pooling
@@ -107,7 +108,7 @@ def test_the_onnx_names_no_absolute_path_so_every_clone_exports_the_same_bytes(e
 
     import onnx
 
-    from components.export import PROJECT
+    from components.model.onnx_export import PROJECT
 
     model = onnx.load(str(exported[1]))
     traces = [p.value for n in model.graph.node for p in n.metadata_props if p.key == "pkg.torch.onnx.stack_trace"]
@@ -129,7 +130,7 @@ def test_a_second_model_of_one_architecture_reuses_the_trace_and_gets_its_own_we
     kind (a branch baked into the graph) is traced anew."""
     import time
 
-    from components.export import OnnxExporter
+    from components.model.onnx_export import OnnxExporter
 
     exporter = OnnxExporter(opset=18)
     first, second = active_model(0, BLEND), active_model(1, BLEND)
@@ -140,10 +141,55 @@ def test_a_second_model_of_one_architecture_reuses_the_trace_and_gets_its_own_we
     exporter.export(second, tmp_path / "second.onnx")
     reused = time.monotonic() - start
     exporter.export(curves, tmp_path / "curves.onnx")
-    export_onnx(second, tmp_path / "fresh.onnx", opset=18)
+    OnnxExporter(opset=18).export(second, tmp_path / "fresh.onnx")
     assert (tmp_path / "second.onnx").read_bytes() == (tmp_path / "fresh.onnx").read_bytes()
     assert compare(second, tmp_path / "second.onnx", x)["x"] < 1e-4
     assert compare(first, tmp_path / "second.onnx", x)["x"] > 1e-2  # not the first model's weights
     assert compare(curves, tmp_path / "curves.onnx", x)["x"] < 1e-4
     assert exporter.traced_architectures == 2
     print(f"a reused trace exported in {reused:.1f} s")
+
+
+def test_a_stored_trace_serves_a_later_process_with_the_same_bytes(tmp_path, caplog):
+    """Export stages and pipeline runs are processes of their own: a traces folder hands each
+    architecture's graph to the next one, which does not trace it again and writes what a fresh
+    trace gives, byte for byte (dvc.lock records the md5). Another architecture is traced and
+    stored beside it; a damaged file is traced again and replaced, naming the file."""
+    import logging
+
+    from components.model.onnx_export import OnnxExporter
+
+    traces = tmp_path / "traces"
+    model, other = active_model(0, BLEND), active_model(1, {**BLEND, "kind": "curves"})
+    OnnxExporter(18, traces).export(model, tmp_path / "first.onnx")
+    stored = list(traces.iterdir())
+    assert len(stored) == 1
+    later = OnnxExporter(18, traces)
+    later.export(model, tmp_path / "later.onnx")
+    assert later.fresh_traces == 0
+    OnnxExporter(18).export(model, tmp_path / "fresh.onnx")
+    first = (tmp_path / "first.onnx").read_bytes()
+    assert (tmp_path / "later.onnx").read_bytes() == first == (tmp_path / "fresh.onnx").read_bytes()
+    later.export(other, tmp_path / "other.onnx")
+    assert later.fresh_traces == 1 and len(list(traces.iterdir())) == 2
+    stored[0].write_bytes(stored[0].read_bytes()[:1000])  # cut short, as a full disk or a kill leaves it
+    repaired = OnnxExporter(18, traces)
+    with caplog.at_level(logging.WARNING, logger="components.model.onnx_export"):
+        repaired.export(model, tmp_path / "repaired.onnx")
+    assert repaired.fresh_traces == 1 and str(stored[0]) in caplog.text
+    assert (tmp_path / "repaired.onnx").read_bytes() == first
+    assert OnnxExporter(18, traces)._graph(model, stored[0].stem).graph.node  # the file was replaced
+
+
+def test_a_trace_is_keyed_by_what_the_graph_depends_on(monkeypatch):
+    """Another opset, another layout of layers or another exporter version is another graph."""
+    from components.model import onnx_export
+
+    model = active_model(0, BLEND)
+    key = onnx_export.trace_key(model, 18)
+    assert key == onnx_export.trace_key(active_model(1, BLEND), 18)  # weights are not part of it
+    assert key != onnx_export.trace_key(model, 17)
+    assert key != onnx_export.trace_key(CurvesNAFNet(preset=BLEND, **{**ARCH, "width": 4}).eval(), 18)
+    versions = onnx_export.metadata.version
+    monkeypatch.setattr(onnx_export.metadata, "version", lambda p: "9.9" if p == "onnxscript" else versions(p))
+    assert key != onnx_export.trace_key(model, 18)

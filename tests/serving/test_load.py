@@ -82,7 +82,7 @@ def test_the_first_of_several_concurrent_requests_is_answered_first(tmp_path, pa
     oldest request's tiles first, so answers come in arrival order, not all together at the end."""
     import torch
 
-    from components.export import export_onnx
+    from components.model.onnx_export import export_onnx
     from components.model.nafnet_arch import NAFNet
 
     torch.manual_seed(0)
@@ -128,7 +128,7 @@ def test_during_a_promotion_a_global_view_request_does_not_wait_behind_tiled_til
     import torch
     from mlflow import MlflowClient
 
-    from components.export import export_onnx
+    from components.model.onnx_export import export_onnx
     from components.model.nafnet_arch import NAFNet
 
     torch.manual_seed(0)

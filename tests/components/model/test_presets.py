@@ -63,7 +63,7 @@ def test_the_network_prior_is_the_preset_as_the_gate_scores_it(kind):
 
 
 def test_a_model_over_a_histogram_preset_exports_and_reloads_as_it_trained(tmp_path):
-    from components.export import export_onnx
+    from components.model.onnx_export import export_onnx
     from components.inference.onnx_session import ort_runner
     from components.model.model_io import load_model, save_checkpoint
 
