@@ -72,7 +72,7 @@ def main() -> None:
     for how, label in (("fresh", "fresh trace per model"), ("reused", "one trace, reused"),
                        ("stored", "a stored trace, per process")):
         seconds = runs[how][0]
-        print(f"{label + ' (s):':30s}" + ", ".join(f"{s:.1f}" for s in seconds) + f"; total {sum(seconds):.1f}")
+        print(f"{label + ' (s):':33s}" + ", ".join(f"{s:.1f}" for s in seconds) + f"; total {sum(seconds):.1f}")
     print("same bytes every way:", runs["fresh"][1] == runs["reused"][1] == runs["stored"][1])
 
 
