@@ -205,6 +205,7 @@ def main() -> None:
                          "-S seed=... are averaged by bench/average_outputs.py, a seed ensemble")
     args = ap.parse_args()
     from components.data.pairs import find_pairs
+    from components.model.onnx_export import TRACES_ENV
 
     params = load_params(args.overrides)
     if args.save_outputs:
@@ -213,6 +214,7 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ["BRIGHTHOUSE_HOME"] = str(tmp / "state")
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+        os.environ.setdefault(TRACES_ENV, str(tmp / "onnx-traces"))  # one trace for all folds
         if Path(args.set).is_dir():  # a pair folder of our own layout (e.g. the sample: data/)
             data = Path(args.set)
         else:
