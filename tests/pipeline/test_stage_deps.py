@@ -49,3 +49,20 @@ def test_every_stage_lists_the_project_code_it_imports_as_deps():
         deps = {d for d in stage["deps"] if d.endswith(".py")}
         missing = import_closure(f"components/{name}.py") - deps
         assert not missing, f"dvc.yaml stage {name} runs {sorted(missing)} but does not list them as deps"
+
+
+def test_dvc_lock_records_the_code_as_committed():
+    """A fresh clone's `make demo` leaves dvc.lock as committed only if the lock's md5 of each
+    stage's code is the code's own: an edit without the lock updated is caught here, not by a
+    user who finds dvc.lock changed (and the stage re-run) after a plain `dvc repro`."""
+    import hashlib
+
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())
+    stale = []
+    for name, stage in lock["stages"].items():
+        for dep in stage.get("deps", []):
+            path = REPO / dep["path"]
+            if dep["path"].endswith(".py") and path.is_file():
+                if hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]:
+                    stale.append(f"{name}: {dep['path']}")
+    assert not stale, f"dvc.lock's md5 is not the file's (update dvc.lock): {stale}"
